@@ -1,0 +1,764 @@
+//! [`Group`], its RAII [`Guard`], the [`Closed`] error and the wait futures.
+//!
+//! # How the count is kept
+//!
+//! The number of live guards is the strong count of one `Arc`, the group's
+//! *root token*. A guard *is* a strong reference to that token, so taking and
+//! dropping a guard is one atomic read-modify-write each, exactly the cost of
+//! cloning and dropping an `Arc`, with no lock. While the group is open it
+//! holds one extra strong reference of its own; [`Group::close`] drops it.
+//! When the last reference goes, the token's `Drop` marks the group done and
+//! wakes every waiter. `Arc`'s own orderings (a release decrement, and an
+//! acquire fence before the last owner drops the value) make everything a
+//! guard holder did before dropping its guard visible to that `Drop`.
+//!
+//! [`Group::add`] upgrades a `Weak` to the root token, which fails once the
+//! count has reached zero: an `Ok` guard always holds the count above zero, so
+//! no `wait` can finish while it lives, and a failed `add` never counted.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+#[cfg(feature = "smol")]
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, EventListener, Listener};
+use pin_project_lite::pin_project;
+
+use crate::stragglers::{Registry, Stragglers};
+use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
+
+/// A wait group: counts running tasks with RAII [`Guard`]s and waits until
+/// they are all gone.
+///
+/// Each task holds a [`Guard`] from [`add`](Self::add) (or runs inside
+/// [`track`](Self::track) / [`spawn`](Self::spawn), which hold one for it).
+/// Dropping the guard, normally or by a panic unwinding, tells the group the
+/// task is done. [`wait`](Self::wait) *closes* the group, so no new work can
+/// join, and resolves once every guard is gone.
+///
+/// A group is one lifecycle: once closed it stays closed and
+/// [`add`](Self::add) returns [`Err(Closed)`](Closed). Make a new group for
+/// the next lifecycle; it is cheap. Cloning a `Group` gives another handle to
+/// the same group. Dropping every handle while guards still live is fine: the
+/// guards keep counting and nothing leaks.
+///
+/// The group knows nothing about executors: guards are `Send + Sync`, and the
+/// wait futures are woken by [`event_listener`], so any executor, or a plain
+/// thread with [`wait_blocking`](Self::wait_blocking), can wait.
+///
+/// # Examples
+///
+/// ```
+/// use smol_graceful::Group;
+///
+/// # smol::block_on(async {
+/// let group = Group::new();
+/// for i in 0..3 {
+///     let guard = group.add()?;
+///     smol::spawn(async move {
+///         let _guard = guard; // dropped when the task ends
+///         println!("task {i} done");
+///     })
+///     .detach();
+/// }
+/// group.wait().await; // closes the group, then waits for the three tasks
+/// assert!(group.is_empty());
+/// assert!(group.add().is_err());
+/// # Ok::<(), smol_graceful::Closed>(())
+/// # }).unwrap();
+/// ```
+///
+/// # Compared with its peers
+///
+/// - Go's `sync.WaitGroup`: `Add`/`Done` become an RAII guard, so `Done` can
+///   be neither forgotten nor called twice; `Add` after `Wait` started is an
+///   error instead of a race; a group is never reused across lifecycles; and
+///   [`wait_timeout`](Self::wait_timeout) names the tasks that did not finish.
+/// - crossbeam's `WaitGroup`: the same RAII idea for threads, but waiting
+///   consumes a handle and blocks a thread; here waiting is a future (or
+///   blocking, if you prefer), several waiters are fine, and the group can
+///   be closed against new work.
+/// - tokio-util's `TaskTracker`: the closest peer (close, then wait). It
+///   needs tokio for spawning and timers; this group works with any executor,
+///   and adds named guards and straggler reports.
+#[derive(Clone, Default)]
+pub struct Group {
+    handle: Arc<Handle>,
+}
+
+/// What every handle of one group shares. Dropping the last handle drops the
+/// group's own reference to the root token, as closing does.
+struct Handle {
+    /// Set once by [`Group::close`]. Only guards the `add` fast path against
+    /// adding after close; the count itself lives in `root`.
+    closed: AtomicBool,
+    /// The group's own strong reference to the root token while it is open;
+    /// `None` once closed. Encoding: live guards = `strong_count(root) -
+    /// (open.is_some() as usize)`, read under this lock.
+    open: Mutex<Option<Arc<Token>>>,
+    /// The root token, weakly: `add` upgrades it, which fails once the count
+    /// has reached zero (the group is closed and drained).
+    root: Weak<Token>,
+    /// The state the waiters and named guards share with the root token.
+    shared: Arc<Shared>,
+}
+
+/// Shared between the handles, the root token and named guards.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// True once the root token has dropped: closed, and every guard gone.
+    done: AtomicBool,
+    /// Notified once, when `done` becomes true.
+    event: Event,
+    /// The live named guards.
+    registry: Registry,
+}
+
+/// A strong reference target held by guards. The root token's strong count
+/// is the group's count.
+enum Token {
+    /// The group's counter. Its `Drop` runs when the count reaches zero.
+    Root(Arc<Shared>),
+    /// A named guard: one strong reference to the root, plus a registry entry.
+    Named {
+        /// Keeps the count one higher for as long as this named guard lives.
+        root: Arc<Token>,
+        shared: Arc<Shared>,
+        id: u64,
+    },
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        match self {
+            Token::Root(shared) => shared.finish(),
+            // Unregister before `root` (a field) drops and uncounts this
+            // guard, so a snapshot never lists a guard it does not count.
+            Token::Named { shared, id, .. } => shared.registry.remove(*id),
+        }
+    }
+}
+
+impl Default for Handle {
+    fn default() -> Self {
+        let shared = Arc::new(Shared::default());
+        let root = Arc::new(Token::Root(Arc::clone(&shared)));
+        Handle {
+            closed: AtomicBool::new(false),
+            root: Arc::downgrade(&root),
+            open: Mutex::new(Some(root)),
+            shared,
+        }
+    }
+}
+
+impl Shared {
+    /// Called once, by the root token's `Drop`: every guard is gone.
+    fn finish(&self) {
+        // Release: a waiter that reads `done == true` with Acquire also sees
+        // every write the guard holders made before dropping their guards
+        // (those happen-before this `Drop` through `Arc`'s release decrement
+        // and acquire fence).
+        self.done.store(true, Ordering::Release);
+        // `notify` starts with a full fence, so a waiter that registered its
+        // listener before this point is woken, and one that registers after
+        // it sees `done == true` on its re-check.
+        self.event.notify(usize::MAX);
+    }
+
+    fn is_done(&self) -> bool {
+        // Acquire: pairs with the Release store in `finish` (see there).
+        self.done.load(Ordering::Acquire)
+    }
+}
+
+impl Group {
+    /// Creates an open group with no guards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let group = smol_graceful::Group::new();
+    /// assert!(group.is_empty());
+    /// assert!(!group.is_closed());
+    /// ```
+    pub fn new() -> Group {
+        Group::default()
+    }
+
+    /// Counts one more task: returns a [`Guard`] that counts it down when
+    /// dropped.
+    ///
+    /// This is one atomic read-modify-write and no lock or allocation.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the group has been closed ([`close`](Self::close),
+    /// [`wait`](Self::wait) and friends close it).
+    ///
+    /// # Panics
+    ///
+    /// Like `Arc`, more than `isize::MAX` live guards overflow the count;
+    /// the standard library panics (or aborts) rather than wrap around.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let group = smol_graceful::Group::new();
+    /// let guard = group.add().unwrap();
+    /// assert_eq!(group.len(), 1);
+    /// drop(guard);
+    /// assert_eq!(group.len(), 0);
+    /// ```
+    pub fn add(&self) -> Result<Guard, Closed> {
+        self.root_ref().map(|token| Guard { token })
+    }
+
+    /// Counts one more task, like [`add`](Self::add), and lists it by name in
+    /// [`Stragglers`] reports while it lives, with its age and the place
+    /// `add_named` was called from.
+    ///
+    /// Named guards take a short lock and allocate a small record; anonymous
+    /// ones do not pay for this.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the group has been closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let group = smol_graceful::Group::new();
+    /// let _guard = group.add_named(format!("connection {}", 7)).unwrap();
+    /// assert_eq!(group.stragglers().names(), ["connection 7"]);
+    /// ```
+    #[track_caller]
+    pub fn add_named(&self, name: impl Into<Cow<'static, str>>) -> Result<Guard, Closed> {
+        let location = Location::caller();
+        let root = self.root_ref()?;
+        let shared = Arc::clone(&self.handle.shared);
+        let id = shared.registry.insert(name.into(), location);
+        Ok(Guard {
+            token: Arc::new(Token::Named { root, shared, id }),
+        })
+    }
+
+    /// One more strong reference to the root token, unless the group is closed.
+    fn root_ref(&self) -> Result<Arc<Token>, Closed> {
+        // Relaxed: this flag carries no data, it only makes `add` after a
+        // `close` that happened-before it fail (coherence guarantees that
+        // much). The race with a concurrent close is settled by `upgrade`.
+        if self.handle.closed.load(Ordering::Relaxed) {
+            return Err(Closed);
+        }
+        // `upgrade` increments the count only if it is not zero, atomically:
+        // if a concurrent close already drained the group we get `Closed`,
+        // otherwise our guard holds the count up and no waiter finishes.
+        self.handle.root.upgrade().ok_or(Closed)
+    }
+
+    /// Wraps `future` so that it holds a guard until it completes or is
+    /// dropped.
+    ///
+    /// The result is an ordinary future: spawn it on any executor, or poll it
+    /// yourself.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the group has been closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::Group;
+    ///
+    /// # smol::block_on(async {
+    /// let group = Group::new();
+    /// let task = smol::spawn(group.track(async { 1 + 1 })?);
+    /// assert_eq!(group.len(), 1);
+    /// assert_eq!(task.await, 2);
+    /// group.wait().await;
+    /// # Ok::<(), smol_graceful::Closed>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn track<F: Future>(&self, future: F) -> Result<Tracked<F>, Closed> {
+        Ok(Tracked {
+            future,
+            guard: Some(self.add()?),
+        })
+    }
+
+    /// The number of live guards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let group = smol_graceful::Group::new();
+    /// let a = group.add().unwrap();
+    /// let _b = a.clone();
+    /// assert_eq!(group.len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        let open = lock(&self.handle.open);
+        // Under the lock the group's own reference cannot come or go, so the
+        // subtraction is exact for this instant.
+        Weak::strong_count(&self.handle.root) - usize::from(open.is_some())
+    }
+
+    /// True if no guard is alive.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes the group: from now on [`add`](Self::add) and friends return
+    /// [`Err(Closed)`](Closed). Live guards are not affected (and can still be
+    /// cloned).
+    ///
+    /// Returns `true` if this call closed the group, `false` if it already
+    /// was closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let group = smol_graceful::Group::new();
+    /// assert!(group.close());
+    /// assert!(!group.close());
+    /// assert!(group.add().is_err());
+    /// ```
+    pub fn close(&self) -> bool {
+        // Relaxed suffices: the flag carries no data, and exactly one caller
+        // wins the swap (RMWs on one location are totally ordered).
+        if self.handle.closed.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        let own = lock(&self.handle.open).take();
+        // Dropped outside the lock: if it was the last reference, the root
+        // token's `Drop` wakes the waiters now.
+        drop(own);
+        true
+    }
+
+    /// True once [`close`](Self::close) (or a wait) has been called.
+    pub fn is_closed(&self) -> bool {
+        // Relaxed: a snapshot of a flag that carries no data.
+        self.handle.closed.load(Ordering::Relaxed)
+    }
+
+    /// Closes the group and waits until every guard is gone.
+    ///
+    /// The group is closed at the call, not at the first poll. The future is
+    /// ready at once if no guard is alive; otherwise it resolves when the
+    /// last guard drops. Any number of tasks may wait at the same time.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future loses nothing, and calling `wait`
+    /// again waits again (the group stays closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::Group;
+    ///
+    /// # smol::block_on(async {
+    /// let group = Group::new();
+    /// let guard = group.add().unwrap();
+    /// let worker = smol::spawn(async move {
+    ///     smol::Timer::after(std::time::Duration::from_millis(5)).await;
+    ///     drop(guard);
+    /// });
+    /// group.wait().await;
+    /// assert_eq!(group.len(), 0);
+    /// # worker.await;
+    /// # });
+    /// ```
+    pub fn wait(&self) -> Wait<'_> {
+        self.close();
+        Wait {
+            shared: &self.handle.shared,
+            listener: None,
+        }
+    }
+
+    /// Closes the group and blocks the current thread until every guard is
+    /// gone: [`wait`](Self::wait) for plain threads.
+    ///
+    /// Do not call this on an executor thread that has to run the tasks you
+    /// are waiting for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let group = smol_graceful::Group::new();
+    /// let guard = group.add().unwrap();
+    /// std::thread::spawn(move || drop(guard));
+    /// group.wait_blocking();
+    /// assert!(group.is_empty());
+    /// ```
+    pub fn wait_blocking(&self) {
+        self.close();
+        let shared = &*self.handle.shared;
+        while !shared.is_done() {
+            let listener = shared.event.listen();
+            // No wakeup can be lost: `finish` sets `done` before notifying,
+            // and this listener was registered before the re-check.
+            if shared.is_done() {
+                return;
+            }
+            listener.wait();
+        }
+    }
+
+    /// Closes the group and blocks the current thread until every guard is
+    /// gone or `timeout` has passed, whichever comes first.
+    ///
+    /// # Errors
+    ///
+    /// The [`Stragglers`] still alive when the time ran out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let group = smol_graceful::Group::new();
+    /// let _stuck = group.add_named("stuck").unwrap();
+    /// let err = group.wait_blocking_timeout(Duration::from_millis(1)).unwrap_err();
+    /// assert_eq!(err.names(), ["stuck"]);
+    /// ```
+    pub fn wait_blocking_timeout(&self, timeout: std::time::Duration) -> Result<(), Stragglers> {
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        self.close();
+        let shared = &*self.handle.shared;
+        while !shared.is_done() {
+            let listener = shared.event.listen();
+            // No wakeup can be lost: see `wait_blocking`.
+            if shared.is_done() {
+                return Ok(());
+            }
+            match deadline {
+                Some(deadline) => {
+                    if listener.wait_deadline(deadline).is_none() && !shared.is_done() {
+                        return Err(self.stragglers());
+                    }
+                }
+                // A timeout too large to represent never runs out.
+                None => listener.wait(),
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the group and waits until every guard is gone or `timeout` has
+    /// passed, whichever comes first. The clock starts at the call.
+    ///
+    /// # Errors
+    ///
+    /// The [`Stragglers`] still alive when the time ran out: how many, and
+    /// the names and ages of the named ones.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`wait`](Self::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use smol_graceful::Group;
+    ///
+    /// # smol::block_on(async {
+    /// let group = Group::new();
+    /// let _flusher = group.add_named("flusher").unwrap();
+    /// match group.wait_timeout(Duration::from_millis(20)).await {
+    ///     Ok(()) => println!("all done"),
+    ///     Err(stragglers) => eprintln!("gave up waiting: {stragglers}"),
+    /// }
+    /// # });
+    /// ```
+    #[cfg(feature = "smol")]
+    pub fn wait_timeout(&self, timeout: Duration) -> WaitTimeout<'_> {
+        let timer = smol::Timer::after(timeout);
+        self.wait_with_timer(timer)
+    }
+
+    /// Closes the group and waits until every guard is gone or `deadline`
+    /// has come, whichever is first. A deadline already past answers at once.
+    ///
+    /// # Errors
+    ///
+    /// The [`Stragglers`] still alive at the deadline.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`wait`](Self::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use smol_graceful::Group;
+    ///
+    /// # smol::block_on(async {
+    /// let group = Group::new();
+    /// let _guard = group.add().unwrap();
+    /// let stragglers = group.wait_deadline(Instant::now()).await.unwrap_err();
+    /// assert_eq!(stragglers.count(), 1);
+    /// # });
+    /// ```
+    #[cfg(feature = "smol")]
+    pub fn wait_deadline(&self, deadline: Instant) -> WaitTimeout<'_> {
+        self.wait_with_timer(smol::Timer::at(deadline))
+    }
+
+    #[cfg(feature = "smol")]
+    fn wait_with_timer(&self, timer: smol::Timer) -> WaitTimeout<'_> {
+        WaitTimeout {
+            wait: self.wait(),
+            timer,
+            group: self,
+        }
+    }
+
+    /// A snapshot of the live guards: how many, and the named ones with
+    /// their ages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let group = smol_graceful::Group::new();
+    /// let _a = group.add_named("a").unwrap();
+    /// let _b = group.add().unwrap();
+    /// let report = group.stragglers();
+    /// assert_eq!(report.count(), 2);
+    /// assert_eq!(report.names(), ["a"]);
+    /// ```
+    pub fn stragglers(&self) -> Stragglers {
+        self.handle.shared.registry.snapshot(|| self.len())
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Proof that one task of a [`Group`] is still running; dropping it says the
+/// task is done.
+///
+/// Made by [`Group::add`] and [`Group::add_named`]. Move it into the task it
+/// counts. It is dropped when the task ends, also when it ends by panicking
+/// and unwinding, or when its future is cancelled.
+///
+/// Cloning a guard counts one more task and works even after the group was
+/// closed: a live guard proves the group is not done, so work derived from
+/// tracked work stays tracked. The clone of a named guard is listed under the
+/// same name, with its own age.
+///
+/// # Examples
+///
+/// ```
+/// let group = smol_graceful::Group::new();
+/// let guard = group.add().unwrap();
+/// group.close();
+/// let helper = guard.clone(); // fine after close
+/// assert_eq!(group.len(), 2);
+/// drop((guard, helper));
+/// assert!(group.is_empty());
+/// ```
+#[must_use = "a guard counts a task only while it is alive; dropping it at once counts nothing"]
+pub struct Guard {
+    token: Arc<Token>,
+}
+
+impl Guard {
+    /// True if the guard was made by [`Group::add_named`] (or cloned from
+    /// such a guard), so it is listed by name in [`Stragglers`].
+    pub fn is_named(&self) -> bool {
+        matches!(*self.token, Token::Named { .. })
+    }
+}
+
+impl Clone for Guard {
+    fn clone(&self) -> Guard {
+        match &*self.token {
+            Token::Root(_) => Guard {
+                token: Arc::clone(&self.token),
+            },
+            Token::Named { root, shared, id } => {
+                let root = Arc::clone(root);
+                let id = shared.registry.duplicate(*id);
+                let shared = Arc::clone(shared);
+                Guard {
+                    token: Arc::new(Token::Named { root, shared, id }),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("named", &self.is_named())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of adding to a closed [`Group`].
+///
+/// # Examples
+///
+/// ```
+/// use smol_graceful::{Closed, Group};
+///
+/// let group = Group::new();
+/// group.close();
+/// assert_eq!(group.add().unwrap_err(), Closed);
+/// assert_eq!(Closed.to_string(), "group is closed");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("group is closed")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+/// Future of [`Group::wait`]: ready once the group is closed and every guard
+/// is gone.
+#[must_use = "futures do nothing unless polled"]
+pub struct Wait<'a> {
+    shared: &'a Shared,
+    /// Registered only when the fast path fails, so building and polling a
+    /// `Wait` on a drained group allocates nothing.
+    listener: Option<EventListener>,
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.shared.is_done() {
+                return Poll::Ready(());
+            }
+            match &mut self.listener {
+                // No wakeup can be lost: `finish` sets `done` before it
+                // notifies, and the loop re-checks `done` after registering.
+                None => self.listener = Some(self.shared.event.listen()),
+                Some(listener) => {
+                    std::task::ready!(Pin::new(listener).poll(cx));
+                    self.listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Wait<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wait")
+            .field("done", &self.shared.is_done())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Future of [`Group::wait_timeout`] and [`Group::wait_deadline`].
+#[cfg(feature = "smol")]
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitTimeout<'a> {
+    wait: Wait<'a>,
+    timer: smol::Timer,
+    group: &'a Group,
+}
+
+#[cfg(feature = "smol")]
+impl Future for WaitTimeout<'_> {
+    type Output = Result<(), Stragglers>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Finished work wins over an expired timer.
+        if Pin::new(&mut self.wait).poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        std::task::ready!(Pin::new(&mut self.timer).poll(cx));
+        Poll::Ready(Err(self.group.stragglers()))
+    }
+}
+
+#[cfg(feature = "smol")]
+impl fmt::Debug for WaitTimeout<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitTimeout")
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// A future that holds a [`Guard`] until it completes or is dropped.
+    /// Made by [`Group::track`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Tracked<F> {
+        #[pin]
+        future: F,
+        guard: Option<Guard>,
+    }
+}
+
+impl<F> Tracked<F> {
+    /// Wraps `future` so it holds `guard` until it completes or is dropped.
+    ///
+    /// [`Group::track`] is the usual way; this one suits work derived from a
+    /// task that already holds a guard, even after the group was closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::{Group, Tracked};
+    ///
+    /// let group = Group::new();
+    /// let guard = group.add().unwrap();
+    /// group.close();
+    /// let follow_up = Tracked::new(guard.clone(), async {});
+    /// assert_eq!(group.len(), 2);
+    /// # drop((guard, follow_up));
+    /// ```
+    pub fn new(guard: Guard, future: F) -> Tracked<F> {
+        Tracked {
+            future,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.future.poll(cx));
+        // Done: uncount now rather than when the executor drops the future.
+        this.guard.take();
+        Poll::Ready(output)
+    }
+}
+
+impl<F> fmt::Debug for Tracked<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracked")
+            .field("guard", &self.guard)
+            .finish_non_exhaustive()
+    }
+}

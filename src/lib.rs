@@ -1,0 +1,89 @@
+//! Graceful shutdown for smol and other non-tokio runtimes: a wait group that
+//! knows who is still running, a broadcast shutdown signal, and OS-signal
+//! handling.
+//!
+//! A service that starts background work must, at shutdown, (1) tell that
+//! work to stop and (2) know when it has stopped, before the process exits.
+//! This crate gives each step a type:
+//!
+//! - [`Shutdown`] says *stop*: a broadcast signal, with child scopes, that
+//!   every task can await ([`Shutdown::triggered`]).
+//! - [`Group`] knows *who is still running*: a wait group of RAII
+//!   [`Guard`]s. [`Group::wait`] closes it and resolves when every guard is
+//!   gone; [`Group::wait_timeout`] names the [`Stragglers`] when some never
+//!   finish.
+//! - [`signal::watch`] turns SIGINT/SIGTERM into a trigger, and a second
+//!   signal into an immediate exit.
+//!
+//! None of it depends on an executor: guards and futures work under smol,
+//! async-executor, tokio, or plain threads.
+//!
+//! # Examples
+//!
+//! Workers that loop until shutdown, then a bounded drain:
+//!
+//! ```
+//! use std::time::Duration;
+//! use smol_graceful::{Group, Shutdown};
+//!
+//! # smol::block_on(async {
+//! let shutdown = Shutdown::new();
+//! let group = Group::new();
+//!
+//! for id in 0..4 {
+//!     let shutdown = shutdown.clone();
+//!     let guard = group.add_named(format!("worker {id}"))?;
+//!     smol::spawn(async move {
+//!         let _guard = guard;
+//!         while shutdown
+//!             .run_until_triggered(smol::Timer::after(Duration::from_millis(1)))
+//!             .await
+//!             .is_some()
+//!         {
+//!             // one unit of work per tick
+//!         }
+//!     })
+//!     .detach();
+//! }
+//!
+//! // Usually `smol_graceful::signal::watch(&shutdown)` triggers this.
+//! shutdown.trigger();
+//! match group.wait_timeout(Duration::from_secs(5)).await {
+//!     Ok(()) => println!("all workers stopped"),
+//!     Err(stragglers) => eprintln!("{stragglers}"),
+//! }
+//! # Ok::<(), smol_graceful::Closed>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Features
+//!
+//! - `smol` (default): [`Group::spawn`] / [`Group::spawn_local`] on smol's
+//!   executors, and the timers behind [`Group::wait_timeout`] /
+//!   [`Group::wait_deadline`].
+//! - `signal` (default): the [`signal`] module.
+//!
+//! With `default-features = false`, [`Group`] (without the timed waits) and
+//! [`Shutdown`] need only `event-listener` and `async-channel`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod group;
+mod shutdown;
+#[cfg(feature = "signal")]
+pub mod signal;
+#[cfg(feature = "smol")]
+mod spawn;
+mod stragglers;
+mod sync;
+
+#[cfg(feature = "smol")]
+pub use group::WaitTimeout;
+pub use group::{Closed, Group, Guard, Tracked, Wait};
+pub use shutdown::{Reason, RunUntilTriggered, Shutdown, Triggered};
+pub use stragglers::{Straggler, Stragglers};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
