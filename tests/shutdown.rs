@@ -1,0 +1,221 @@
+//! Shutdown semantics, driven deterministically with `poll_once`.
+
+use std::pin::pin;
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use futures_lite::future::{block_on, poll_once};
+use smol_graceful::{Reason, Shutdown};
+
+#[test]
+fn trigger_returns_true_exactly_once() {
+    let shutdown = Shutdown::new();
+    assert!(!shutdown.is_triggered());
+    assert!(shutdown.reason().is_none());
+    assert!(shutdown.trigger());
+    assert!(!shutdown.trigger());
+    assert!(!shutdown.clone().trigger_with(Reason::error("late")));
+    assert!(
+        matches!(shutdown.reason(), Some(Reason::Requested)),
+        "the first reason stays"
+    );
+}
+
+#[test]
+fn concurrent_triggers_have_exactly_one_winner() {
+    for _ in 0..50 {
+        let shutdown = Shutdown::new();
+        let barrier = Arc::new(Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let shutdown = shutdown.clone();
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let won = shutdown.trigger();
+                    // Whatever the outcome, it is visible once trigger returns.
+                    assert!(shutdown.is_triggered());
+                    won
+                })
+            })
+            .collect();
+        let winners = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|&won| won)
+            .count();
+        assert_eq!(winners, 1);
+    }
+}
+
+#[test]
+fn every_clone_sees_the_trigger() {
+    let shutdown = Shutdown::new();
+    let clones: Vec<Shutdown> = (0..10).map(|_| shutdown.clone()).collect();
+    let mut waits: Vec<_> = clones.iter().map(|s| Box::pin(s.triggered())).collect();
+    for wait in &mut waits {
+        assert!(block_on(poll_once(wait.as_mut())).is_none());
+    }
+    clones[3].trigger();
+    for (clone, wait) in clones.iter().zip(&mut waits) {
+        assert!(clone.is_triggered());
+        assert!(block_on(poll_once(wait.as_mut())).is_some());
+    }
+    assert!(shutdown.is_triggered());
+}
+
+#[test]
+fn triggered_wakes_waiters_on_other_threads() {
+    let shutdown = Shutdown::new();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let waiters: Vec<_> = (0..8)
+        .map(|_| {
+            let shutdown = shutdown.clone();
+            let ready_tx = ready_tx.clone();
+            let done_tx = done_tx.clone();
+            std::thread::spawn(move || {
+                let mut triggered = pin!(shutdown.triggered());
+                assert!(block_on(poll_once(triggered.as_mut())).is_none());
+                ready_tx.send(()).unwrap();
+                block_on(triggered);
+                done_tx.send(()).unwrap();
+            })
+        })
+        .collect();
+    for _ in 0..8 {
+        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+    assert!(done_rx.try_recv().is_err());
+    shutdown.trigger();
+    for _ in 0..8 {
+        done_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("waiter woken");
+    }
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+}
+
+#[test]
+fn triggered_is_cancel_safe_and_ready_at_once_after_the_trigger() {
+    let shutdown = Shutdown::new();
+    for _ in 0..3 {
+        let mut triggered = pin!(shutdown.triggered());
+        assert!(block_on(poll_once(triggered.as_mut())).is_none());
+    } // each dropped while registered
+    shutdown.trigger();
+    for _ in 0..3 {
+        let mut triggered = pin!(shutdown.triggered());
+        assert!(block_on(poll_once(triggered.as_mut())).is_some());
+    }
+}
+
+#[test]
+fn children_see_the_parent_trigger_with_its_reason() {
+    let root = Shutdown::new();
+    let child = root.child();
+    let grandchild = child.child();
+    let mut waiting = pin!(grandchild.triggered());
+    assert!(block_on(poll_once(waiting.as_mut())).is_none());
+    root.trigger_with(Reason::Signal(15));
+    assert!(child.is_triggered());
+    assert!(grandchild.is_triggered());
+    assert!(block_on(poll_once(waiting.as_mut())).is_some());
+    assert!(matches!(grandchild.reason(), Some(Reason::Signal(15))));
+}
+
+#[test]
+fn children_never_trigger_their_parent() {
+    let root = Shutdown::new();
+    let child = root.child();
+    let sibling = root.child();
+    let grandchild = child.child();
+    assert!(child.trigger());
+    assert!(grandchild.is_triggered());
+    assert!(!root.is_triggered());
+    assert!(!sibling.is_triggered());
+}
+
+#[test]
+fn a_child_triggered_on_its_own_keeps_its_reason() {
+    let root = Shutdown::new();
+    let child = root.child();
+    child.trigger_with(Reason::error("connection reset"));
+    root.trigger();
+    assert!(matches!(child.reason(), Some(Reason::Error(_))));
+}
+
+#[test]
+fn a_child_made_after_the_trigger_starts_triggered() {
+    let root = Shutdown::new();
+    root.trigger_with(Reason::Signal(2));
+    let late = root.child();
+    assert!(late.is_triggered());
+    assert!(matches!(late.reason(), Some(Reason::Signal(2))));
+    let mut triggered = pin!(late.triggered());
+    assert!(block_on(poll_once(triggered.as_mut())).is_some());
+}
+
+#[test]
+fn dropped_children_are_forgotten() {
+    let root = Shutdown::new();
+    for _ in 0..10_000 {
+        drop(root.child());
+    }
+    let kept = root.child();
+    root.trigger();
+    assert!(kept.is_triggered());
+}
+
+#[test]
+fn run_until_triggered_returns_the_output_when_the_future_wins() {
+    let shutdown = Shutdown::new();
+    assert_eq!(block_on(shutdown.run_until_triggered(async { 3 })), Some(3));
+}
+
+#[test]
+fn run_until_triggered_returns_none_when_shutdown_wins() {
+    let shutdown = Shutdown::new();
+    let mut run = pin!(shutdown.run_until_triggered(std::future::pending::<()>()));
+    assert!(block_on(poll_once(run.as_mut())).is_none());
+    shutdown.trigger();
+    assert_eq!(block_on(poll_once(run.as_mut())), Some(None));
+}
+
+#[test]
+fn run_until_triggered_never_polls_the_future_after_the_trigger() {
+    let shutdown = Shutdown::new();
+    shutdown.trigger();
+    let mut polled = false;
+    let out = block_on(shutdown.run_until_triggered(async {
+        polled = true;
+    }));
+    assert_eq!(out, None);
+    assert!(!polled);
+}
+
+#[test]
+fn reasons_display_readably() {
+    assert_eq!(Reason::Signal(2).to_string(), "signal SIGINT");
+    assert_eq!(Reason::Signal(15).to_string(), "signal SIGTERM");
+    assert_eq!(Reason::Signal(1).to_string(), "signal 1");
+    assert_eq!(Reason::Requested.to_string(), "requested");
+    let io = std::io::Error::other("disk full");
+    assert_eq!(Reason::error(io).to_string(), "error: disk full");
+    let shutdown = Shutdown::new();
+    assert_eq!(format!("{shutdown:?}"), "Shutdown { reason: None, .. }");
+}
+
+#[test]
+fn shutdown_and_its_futures_are_send_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<Shutdown>();
+    send_sync::<Reason>();
+    let shutdown = Shutdown::new();
+    send(&shutdown.triggered());
+    send(&shutdown.run_until_triggered(async {}));
+}
