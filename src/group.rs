@@ -762,3 +762,78 @@ impl<F> fmt::Debug for Tracked<F> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Internals, with no optional feature (CI runs these with
+    //! `--no-default-features`); behaviour is tested in `tests/group.rs`.
+
+    use super::*;
+    use futures_lite::future::{block_on, poll_once};
+
+    #[test]
+    fn count_is_the_root_strong_count_minus_the_groups_own_reference() {
+        let group = Group::new();
+        assert_eq!(Weak::strong_count(&group.handle.root), 1);
+        let guard = group.add().unwrap();
+        let named = group.add_named("n").unwrap();
+        assert_eq!(Weak::strong_count(&group.handle.root), 3);
+        assert_eq!(group.len(), 2);
+        group.close();
+        assert_eq!(Weak::strong_count(&group.handle.root), 2);
+        assert_eq!(group.len(), 2);
+        drop((guard, named));
+        assert_eq!(Weak::strong_count(&group.handle.root), 0);
+        assert!(group.handle.shared.is_done());
+    }
+
+    #[test]
+    fn closing_an_empty_group_finishes_it_and_a_late_add_cannot_revive_it() {
+        let group = Group::new();
+        assert!(!group.handle.shared.is_done());
+        group.close();
+        assert!(group.handle.shared.is_done());
+        // Even past the flag, the dead root cannot be upgraded.
+        assert!(group.handle.root.upgrade().is_none());
+    }
+
+    #[test]
+    fn dropping_the_last_handle_of_an_open_group_releases_its_reference() {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let shared = Arc::clone(&group.handle.shared);
+        drop(group);
+        assert!(!shared.is_done());
+        drop(guard);
+        assert!(shared.is_done(), "the root token dropped: nothing leaked");
+    }
+
+    #[test]
+    fn named_guards_unregister_when_dropped_and_clones_register_anew() {
+        let group = Group::new();
+        let named = group.add_named("a").unwrap();
+        let clone = named.clone();
+        assert_eq!(group.stragglers().names(), ["a", "a"]);
+        drop(named);
+        assert_eq!(group.stragglers().names(), ["a"]);
+        drop(clone);
+        assert!(group.stragglers().named().is_empty());
+    }
+
+    #[test]
+    fn wait_registers_a_listener_only_when_it_has_to() {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut wait = group.wait();
+        assert!(wait.listener.is_none());
+        assert!(block_on(poll_once(&mut wait)).is_none());
+        assert!(wait.listener.is_some());
+        drop(guard);
+        assert!(block_on(poll_once(&mut wait)).is_some());
+
+        let empty = Group::new();
+        let mut wait = empty.wait();
+        assert!(block_on(poll_once(&mut wait)).is_some());
+        assert!(wait.listener.is_none(), "the fast path allocates nothing");
+    }
+}

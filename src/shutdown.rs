@@ -368,3 +368,31 @@ impl<F> fmt::Debug for RunUntilTriggered<'_, F> {
         f.debug_struct("RunUntilTriggered").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Internals, with no optional feature; behaviour is tested in
+    //! `tests/shutdown.rs`.
+
+    use super::*;
+
+    #[test]
+    fn dead_children_are_pruned_as_the_list_grows() {
+        let root = Shutdown::new();
+        for _ in 0..1000 {
+            drop(root.child());
+        }
+        let len = lock(&root.node.state).children.len();
+        assert!(len <= 64, "{len} weak children kept for 0 live ones");
+    }
+
+    #[test]
+    fn triggering_takes_the_children_list() {
+        let root = Shutdown::new();
+        let child = root.child();
+        assert_eq!(lock(&root.node.state).children.len(), 1);
+        root.trigger();
+        assert!(lock(&root.node.state).children.is_empty());
+        assert!(child.is_triggered());
+    }
+}
