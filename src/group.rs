@@ -132,8 +132,9 @@ enum Token {
     },
 }
 
-impl Drop for Token {
-    fn drop(&mut self) {
+impl Token {
+    /// Runs when the last strong reference to this token goes.
+    fn last_ref(&self) {
         match self {
             Token::Root(shared) => shared.finish(),
             // Unregister before `root` (a field) drops and uncounts this
@@ -142,6 +143,25 @@ impl Drop for Token {
         }
     }
 }
+
+#[cfg(not(loom))]
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.last_ref();
+    }
+}
+
+// Under loom, `sync::Arc` calls the hook itself (see `sync.rs`).
+#[cfg(loom)]
+impl crate::sync::LastRef for Token {
+    fn last_ref(&self) {
+        Token::last_ref(self);
+    }
+}
+#[cfg(loom)]
+impl crate::sync::LastRef for Handle {}
+#[cfg(loom)]
+impl crate::sync::LastRef for Shared {}
 
 impl Default for Handle {
     fn default() -> Self {
@@ -163,7 +183,11 @@ impl Shared {
         // every write the guard holders made before dropping their guards
         // (those happen-before this `Drop` through `Arc`'s release decrement
         // and acquire fence).
+        #[cfg(not(smol_graceful_bug = "relaxed_done"))]
         self.done.store(true, Ordering::Release);
+        // Planted bug for tests/loom.rs to catch; never built otherwise.
+        #[cfg(smol_graceful_bug = "relaxed_done")]
+        self.done.store(true, Ordering::Relaxed);
         // `notify` starts with a full fence, so a waiter that registered its
         // listener before this point is woken, and one that registers after
         // it sees `done == true` on its re-check.
@@ -656,7 +680,16 @@ impl Future for Wait<'_> {
             match &mut self.listener {
                 // No wakeup can be lost: `finish` sets `done` before it
                 // notifies, and the loop re-checks `done` after registering.
-                None => self.listener = Some(self.shared.event.listen()),
+                None => {
+                    self.listener = Some(self.shared.event.listen());
+                    if cfg!(smol_graceful_bug = "no_recheck") {
+                        // Planted bug for tests/loom.rs to catch: wait on the
+                        // listener without re-checking `done` first.
+                        if let Some(listener) = &mut self.listener {
+                            std::task::ready!(Pin::new(listener).poll(cx));
+                        }
+                    }
+                }
                 Some(listener) => {
                     std::task::ready!(Pin::new(listener).poll(cx));
                     self.listener = None;

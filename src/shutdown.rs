@@ -84,6 +84,10 @@ impl Default for Node {
     }
 }
 
+// Under loom, `sync::Arc` is a model that needs this (see `sync.rs`).
+#[cfg(loom)]
+impl crate::sync::LastRef for Node {}
+
 impl Node {
     fn trigger_with(&self, reason: Reason) -> bool {
         let children = {
@@ -281,7 +285,7 @@ pub enum Reason {
     /// [`Shutdown::trigger`] was called.
     Requested,
     /// A task failed; holds its error.
-    Error(Arc<dyn std::error::Error + Send + Sync + 'static>),
+    Error(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 impl Reason {
@@ -294,7 +298,7 @@ impl Reason {
     /// assert_eq!(reason.to_string(), "error: disk full");
     /// ```
     pub fn error(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Reason {
-        Reason::Error(Arc::from(error.into()))
+        Reason::Error(std::sync::Arc::from(error.into()))
     }
 }
 

@@ -1,11 +1,33 @@
 //! The synchronization types the crate is built on, in one place.
 //!
-//! Every module takes its atomics, locks and reference counts from here, so a
-//! model checker (`--cfg loom`) can swap them for instrumented versions without
-//! touching the algorithms that use them.
+//! Every module takes its atomics, locks and reference counts from here, so
+//! the loom model checker (`RUSTFLAGS="--cfg loom"`, see `tests/loom.rs`) can
+//! swap them for instrumented versions without touching the algorithms that
+//! use them.
+//!
+//! The group's count *is* the strong count of an `Arc`, and loom's `Arc` has
+//! no `Weak`. Under loom, [`Arc`] and [`Weak`] are therefore a small model of
+//! the standard library's algorithm (the same orderings: relaxed increment,
+//! release decrement, acquire fence before the last owner's clean-up, and a
+//! compare-and-swap loop in `upgrade`) built on loom's atomics, so loom
+//! explores every interleaving of the count itself. The one difference: the
+//! model runs the clean-up hook [`LastRef::last_ref`] where std would drop the
+//! value, so types whose `Drop` matters implement `LastRef` under loom
+//! instead of `Drop`.
 
+#[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use model::{Arc, LastRef, Weak};
+
+use std::sync::PoisonError;
 
 /// Locks `mutex`, ignoring poisoning.
 ///
@@ -14,4 +36,116 @@ pub(crate) use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 /// was held cannot have left it half-updated.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(loom)]
+mod model {
+    //! A loom model of `std::sync::{Arc, Weak}`; see the module docs above.
+
+    use std::ops::Deref;
+
+    use loom::sync::atomic::{fence, AtomicUsize, Ordering};
+
+    /// What the last strong reference does instead of dropping the value.
+    pub(crate) trait LastRef {
+        /// Called once, when the strong count drops to zero.
+        fn last_ref(&self) {}
+    }
+
+    struct Inner<T> {
+        strong: AtomicUsize,
+        value: T,
+    }
+
+    /// Model of `std::sync::Arc`.
+    pub(crate) struct Arc<T: LastRef> {
+        inner: loom::sync::Arc<Inner<T>>,
+    }
+
+    /// Model of `std::sync::Weak`.
+    pub(crate) struct Weak<T: LastRef> {
+        inner: loom::sync::Arc<Inner<T>>,
+    }
+
+    impl<T: LastRef> Arc<T> {
+        pub(crate) fn new(value: T) -> Arc<T> {
+            let strong = AtomicUsize::new(1);
+            Arc {
+                inner: loom::sync::Arc::new(Inner { strong, value }),
+            }
+        }
+
+        pub(crate) fn downgrade(this: &Arc<T>) -> Weak<T> {
+            Weak {
+                inner: loom::sync::Arc::clone(&this.inner),
+            }
+        }
+    }
+
+    impl<T: LastRef> Clone for Arc<T> {
+        fn clone(&self) -> Arc<T> {
+            // Relaxed, as std: a new reference can only be made from an
+            // existing one, which already keeps the value alive.
+            self.inner.strong.fetch_add(1, Ordering::Relaxed);
+            Arc {
+                inner: loom::sync::Arc::clone(&self.inner),
+            }
+        }
+    }
+
+    impl<T: LastRef> Drop for Arc<T> {
+        fn drop(&mut self) {
+            // Release, as std: this owner's writes happen-before the clean-up.
+            #[cfg(not(smol_graceful_bug = "relaxed_decrement"))]
+            let order = Ordering::Release;
+            // Planted bug (see tests/loom.rs): loom must catch it.
+            #[cfg(smol_graceful_bug = "relaxed_decrement")]
+            let order = Ordering::Relaxed;
+            if self.inner.strong.fetch_sub(1, order) != 1 {
+                return;
+            }
+            // Acquire, as std: the clean-up sees every owner's writes.
+            #[cfg(not(smol_graceful_bug = "relaxed_decrement"))]
+            fence(Ordering::Acquire);
+            self.inner.value.last_ref();
+        }
+    }
+
+    impl<T: LastRef + Default> Default for Arc<T> {
+        fn default() -> Arc<T> {
+            Arc::new(T::default())
+        }
+    }
+
+    impl<T: LastRef> Deref for Arc<T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.inner.value
+        }
+    }
+
+    impl<T: LastRef> Weak<T> {
+        pub(crate) fn upgrade(&self) -> Option<Arc<T>> {
+            let strong = &self.inner.strong;
+            let mut n = strong.load(Ordering::Relaxed);
+            loop {
+                if n == 0 {
+                    return None;
+                }
+                // Acquire on success, as std's `fetch_update(Acquire, Relaxed, ..)`.
+                match strong.compare_exchange_weak(n, n + 1, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => {
+                        return Some(Arc {
+                            inner: loom::sync::Arc::clone(&self.inner),
+                        })
+                    }
+                    Err(actual) => n = actual,
+                }
+            }
+        }
+
+        pub(crate) fn strong_count(&self) -> usize {
+            self.inner.strong.load(Ordering::Relaxed)
+        }
+    }
 }

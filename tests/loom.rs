@@ -1,0 +1,252 @@
+//! Loom models: every interleaving of the group's count, close and wake-up,
+//! and of the shutdown broadcast, explored exhaustively (up to the
+//! preemption bound).
+//!
+//! Run (as `.ci/run` does):
+//!
+//! ```sh
+//! LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+//!     cargo test --release --no-default-features --test loom
+//! ```
+//!
+//! Each model can fail. Build with a planted bug and the models that guard
+//! against it fail (checked by hand, see the closing note of issue 4):
+//!
+//! - `--cfg smol_graceful_bug="relaxed_decrement"`: the count's decrement is
+//!   Relaxed and the last owner skips its acquire fence, so a waiter may miss
+//!   a task's writes (`waiter_sees_the_writes_of_every_task_*`).
+//! - `--cfg smol_graceful_bug="relaxed_done"`: `done` is published Relaxed
+//!   (same models).
+//! - `--cfg smol_graceful_bug="no_recheck"`: the async waiter waits on its
+//!   listener without re-checking `done`: a lost wakeup, seen as a deadlock.
+#![cfg(loom)]
+
+use loom::future::block_on;
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use smol_graceful::{Closed, Group, Shutdown};
+
+/// Two tasks write, then drop their guards on two threads; the waiter must
+/// see both writes once `wait` resolves.
+#[test]
+fn waiter_sees_the_writes_of_every_task_async() {
+    loom::model(|| {
+        let group = Group::new();
+        let data = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let guard = group.add().unwrap();
+                let data = Arc::clone(&data);
+                thread::spawn(move || {
+                    data[i].store(1, Ordering::Relaxed);
+                    drop(guard);
+                })
+            })
+            .collect();
+        block_on(group.wait());
+        assert_eq!(data[0].load(Ordering::Relaxed), 1);
+        assert_eq!(data[1].load(Ordering::Relaxed), 1);
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}
+
+/// The same with a blocking waiter.
+#[test]
+fn waiter_sees_the_writes_of_every_task_blocking() {
+    loom::model(|| {
+        let group = Group::new();
+        let data = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let guard = group.add().unwrap();
+                let data = Arc::clone(&data);
+                thread::spawn(move || {
+                    data[i].store(1, Ordering::Relaxed);
+                    drop(guard);
+                })
+            })
+            .collect();
+        group.wait_blocking();
+        assert_eq!(data[0].load(Ordering::Relaxed), 1);
+        assert_eq!(data[1].load(Ordering::Relaxed), 1);
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}
+
+/// One dropper, two waiters (one async, one blocking): both wake.
+#[test]
+fn one_dropper_wakes_two_waiters() {
+    loom::model(|| {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let written = Arc::new(AtomicBool::new(false));
+        let dropper = {
+            let written = Arc::clone(&written);
+            thread::spawn(move || {
+                written.store(true, Ordering::Relaxed);
+                drop(guard);
+            })
+        };
+        let blocking = {
+            let group = group.clone();
+            let written = Arc::clone(&written);
+            thread::spawn(move || {
+                group.wait_blocking();
+                assert!(written.load(Ordering::Relaxed));
+            })
+        };
+        block_on(group.wait());
+        assert!(written.load(Ordering::Relaxed));
+        dropper.join().unwrap();
+        blocking.join().unwrap();
+    });
+}
+
+/// Every `Group` handle but the waiter's is dropped before the last guard;
+/// and with no handle left at all, the last guard drop still cleans up
+/// (loom fails a model that leaks one of its `Arc`s).
+#[test]
+fn group_handle_dropped_before_the_last_guard() {
+    loom::model(|| {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let waiter_group = group.clone();
+        let waiter = thread::spawn(move || block_on(waiter_group.wait()));
+        let dropper = thread::spawn(move || drop(guard));
+        drop(group);
+        dropper.join().unwrap();
+        waiter.join().unwrap();
+    });
+    loom::model(|| {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let dropper = thread::spawn(move || drop(guard));
+        drop(group);
+        dropper.join().unwrap();
+    });
+}
+
+/// `add` racing `wait`: an `Ok` guard always keeps `wait` pending until it
+/// drops, and an `Err(Closed)` never counted.
+#[test]
+fn add_racing_wait_either_counts_or_is_closed() {
+    loom::model(|| {
+        let group = Group::new();
+        let released = Arc::new(AtomicBool::new(false));
+        let adder = {
+            let group = group.clone();
+            let released = Arc::clone(&released);
+            thread::spawn(move || match group.add() {
+                Ok(guard) => {
+                    released.store(true, Ordering::Relaxed);
+                    drop(guard);
+                    true
+                }
+                Err(Closed) => false,
+            })
+        };
+        block_on(group.wait());
+        // `wait` resolved: no guard can be alive, and one that was handed
+        // out must have finished its work first.
+        assert!(group.is_empty());
+        let added = adder.join().unwrap();
+        if added {
+            assert!(released.load(Ordering::Relaxed));
+        }
+        assert!(group.add().is_err());
+    });
+}
+
+/// `add` racing `close` with another guard alive: the outcome is either
+/// counted or `Closed`, and the count is exact afterwards.
+#[test]
+fn add_racing_close_keeps_the_count_exact() {
+    loom::model(|| {
+        let group = Group::new();
+        let held = group.add().unwrap();
+        let adder = {
+            let group = group.clone();
+            thread::spawn(move || group.add().ok())
+        };
+        let closed_here = group.close();
+        assert!(closed_here);
+        let added = adder.join().unwrap();
+        assert_eq!(group.len(), 1 + usize::from(added.is_some()));
+        drop((held, added));
+        assert!(group.is_empty());
+        block_on(group.wait());
+    });
+}
+
+/// A guard cloned (on another thread) after the group was closed keeps the
+/// waiter pending until the clone drops too.
+#[test]
+fn guard_cloned_after_close_keeps_the_waiter_pending() {
+    loom::model(|| {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let clone_done = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let clone_done = Arc::clone(&clone_done);
+            thread::spawn(move || {
+                let clone = guard.clone();
+                drop(guard);
+                clone_done.store(true, Ordering::Relaxed);
+                drop(clone);
+            })
+        };
+        block_on(group.wait());
+        assert!(clone_done.load(Ordering::Relaxed));
+        worker.join().unwrap();
+    });
+}
+
+/// `trigger` wakes two receivers waiting on other threads.
+#[test]
+fn trigger_wakes_two_receivers() {
+    loom::model(|| {
+        let shutdown = Shutdown::new();
+        let receivers: Vec<_> = (0..2)
+            .map(|_| {
+                let shutdown = shutdown.clone();
+                thread::spawn(move || {
+                    block_on(shutdown.triggered());
+                    assert!(shutdown.is_triggered());
+                })
+            })
+            .collect();
+        assert!(shutdown.trigger());
+        for r in receivers {
+            r.join().unwrap();
+        }
+    });
+}
+
+/// A child sees its parent's trigger, also when it is created concurrently
+/// with the trigger.
+#[test]
+fn child_sees_the_parent_trigger() {
+    loom::model(|| {
+        let parent = Shutdown::new();
+        let child = parent.child();
+        let waiter = thread::spawn(move || {
+            block_on(child.triggered());
+            assert!(child.reason().is_some());
+        });
+        let late = {
+            let parent = parent.clone();
+            thread::spawn(move || {
+                let late_child = parent.child();
+                block_on(late_child.triggered());
+            })
+        };
+        parent.trigger();
+        waiter.join().unwrap();
+        late.join().unwrap();
+    });
+}
