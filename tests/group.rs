@@ -218,6 +218,7 @@ fn wait_is_cancel_safe() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
 fn wait_timeout_is_ok_when_work_ends_in_time() {
     let group = Group::new();
     let guard = group.add_named("quick").unwrap();
@@ -229,6 +230,7 @@ fn wait_timeout_is_ok_when_work_ends_in_time() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
 fn wait_timeout_lists_named_stragglers_oldest_first_with_total_count() {
     let group = Group::new();
     let _first = group.add_named("first").unwrap();
@@ -366,6 +368,7 @@ fn tracked_new_uses_an_existing_guard_after_close() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
 fn spawned_tasks_are_counted_until_they_finish_or_are_cancelled() {
     let ex = smol::Executor::new();
     let group = Group::new();
