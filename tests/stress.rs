@@ -66,7 +66,7 @@ fn tasks_with_panics_and_many_waiters(tasks: usize) {
             .spawn(&ex, async move {
                 smol::future::yield_now().await;
                 if i % 100 == 0 {
-                    panic!("{}", PLANNED);
+                    std::panic::panic_any(PLANNED);
                 }
                 smol::future::yield_now().await;
             })
