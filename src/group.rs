@@ -224,10 +224,10 @@ impl Group {
     /// [`Closed`] if the group has been closed ([`close`](Self::close),
     /// [`wait`](Self::wait) and friends close it).
     ///
-    /// # Panics
+    /// # Aborts
     ///
-    /// Like `Arc`, more than `isize::MAX` live guards overflow the count;
-    /// the standard library panics (or aborts) rather than wrap around.
+    /// More than `usize::MAX / 4` live guards abort the process, as `Arc`
+    /// does on reference-count overflow (only leaked guards get there).
     ///
     /// # Examples
     ///
@@ -282,7 +282,9 @@ impl Group {
         // `upgrade` increments the count only if it is not zero, atomically:
         // if a concurrent close already drained the group we get `Closed`,
         // otherwise our guard holds the count up and no waiter finishes.
-        self.handle.root.upgrade().ok_or(Closed)
+        let root = self.handle.root.upgrade().ok_or(Closed)?;
+        check_count(&root);
+        Ok(root)
     }
 
     /// Wraps `future` so that it holds a guard until it completes or is
@@ -574,6 +576,27 @@ impl fmt::Debug for Group {
     }
 }
 
+/// More live guards than this abort the process, as `Arc` and async-channel
+/// do on reference-count overflow: a count that high means guards are being
+/// leaked (`mem::forget`) in a loop, and a count that wrapped around would let
+/// `wait` finish while work still runs. `tests/overflow.rs` checks the abort
+/// with a small limit compiled in (`--cfg smol_graceful_small_limit`).
+#[cfg(not(smol_graceful_small_limit))]
+const MAX_GUARDS: usize = usize::MAX / 4;
+#[cfg(smol_graceful_small_limit)]
+const MAX_GUARDS: usize = 1024;
+
+/// Aborts the process if `root` counts more than [`MAX_GUARDS`] references.
+fn check_count(root: &Arc<Token>) {
+    // `strong_count` is a Relaxed load of the count we just incremented: any
+    // value at least as new as our increment will do for a bound this far
+    // below the point where the count would wrap around.
+    if Arc::strong_count(root) > MAX_GUARDS {
+        log::error!("more than {MAX_GUARDS} live guards (leaked in a loop?): aborting");
+        std::process::abort();
+    }
+}
+
 /// Proof that one task of a [`Group`] is still running; dropping it says the
 /// task is done.
 ///
@@ -613,11 +636,14 @@ impl Guard {
 impl Clone for Guard {
     fn clone(&self) -> Guard {
         match &*self.token {
-            Token::Root(_) => Guard {
-                token: Arc::clone(&self.token),
-            },
+            Token::Root(_) => {
+                let token = Arc::clone(&self.token);
+                check_count(&token);
+                Guard { token }
+            }
             Token::Named { root, shared, id } => {
                 let root = Arc::clone(root);
+                check_count(&root);
                 let id = shared.registry.duplicate(*id);
                 let shared = Arc::clone(shared);
                 Guard {

@@ -75,6 +75,10 @@ mod model {
             }
         }
 
+        pub(crate) fn strong_count(this: &Arc<T>) -> usize {
+            this.inner.strong.load(Ordering::Relaxed)
+        }
+
         pub(crate) fn downgrade(this: &Arc<T>) -> Weak<T> {
             Weak {
                 inner: loom::sync::Arc::clone(&this.inner),

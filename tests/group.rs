@@ -414,3 +414,26 @@ fn debug_output_is_informative() {
     assert!(guard.is_named());
     assert!(!group.add().unwrap().is_named());
 }
+
+#[test]
+fn wait_timeout_of_zero_with_live_guards_answers_at_once() {
+    let group = Group::new();
+    let _guard = group.add_named("busy").unwrap();
+    let mut wait = pin!(group.wait_timeout(Duration::ZERO));
+    let err = block_on(poll_once(wait.as_mut()))
+        .expect("ready at once")
+        .unwrap_err();
+    assert_eq!(err.names(), ["busy"]);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
+fn wait_deadline_far_in_the_future_stays_pending_until_drained() {
+    let group = Group::new();
+    let guard = group.add().unwrap();
+    let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    let mut wait = pin!(group.wait_deadline(far));
+    assert!(block_on(poll_once(wait.as_mut())).is_none());
+    drop(guard);
+    assert!(matches!(block_on(poll_once(wait.as_mut())), Some(Ok(()))));
+}
