@@ -72,7 +72,7 @@ async fn run(addr: &str, grace: Duration) -> i32 {
         .reason()
         .map_or("unknown".into(), |r| r.to_string());
     say(format_args!(
-        "shutdown: {reason}; draining {} connections",
+        "shutdown: {reason}; draining {} connection(s)",
         group.len()
     ));
     match group.wait_timeout(grace).await {

@@ -311,7 +311,7 @@ fn sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_0() {
     server.signal("TERM");
     let line = server.expect_line("shutdown:");
     assert!(line.contains("SIGTERM"), "{line}");
-    assert!(line.contains("draining 20 connections"), "{line}");
+    assert!(line.contains("draining 20 connection(s)"), "{line}");
 
     // The listener is closed before the shutdown line is printed.
     match Client::connect(server.addr) {
@@ -380,7 +380,7 @@ fn an_idle_server_exits_0_at_once_on_sigterm() {
     let server = Server::start(None);
     server.signal("TERM");
     let signalled = Instant::now();
-    server.expect_line("shutdown: signal SIGTERM; draining 0 connections");
+    server.expect_line("shutdown: signal SIGTERM; draining 0 connection(s)");
     server.expect_line("drained");
     let (status, stderr) = server.wait_exit(STEP);
     assert!(
