@@ -77,12 +77,18 @@ pub mod signal;
 mod spawn;
 mod stragglers;
 mod sync;
+#[cfg(feature = "smol")]
+mod task_set;
 
 #[cfg(feature = "smol")]
 pub use group::WaitTimeout;
 pub use group::{Closed, Group, Guard, Tracked, Wait};
 pub use shutdown::{Reason, RunUntilTriggered, Shutdown, Triggered};
 pub use stragglers::{Straggler, Stragglers};
+#[cfg(feature = "smol")]
+pub use task_set::{
+    Join, JoinTimeout, Permit, Reserve, TaskError, TaskSet, TrackedTask, TrySpawnError,
+};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
