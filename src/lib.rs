@@ -14,6 +14,9 @@
 //!   finish.
 //! - [`signal::watch`] turns SIGINT/SIGTERM into a trigger, and a second
 //!   signal into an immediate exit.
+//! - [`TaskSet`] (feature `smol`) is Go's `errgroup` built from the two:
+//!   the first failing task stops its siblings, with an optional
+//!   concurrency limit and tracked blocking work.
 //!
 //! None of it depends on an executor: guards and futures work under smol,
 //! async-executor, tokio, or plain threads.
@@ -59,8 +62,8 @@
 //! # Features
 //!
 //! - `smol` (default): [`Group::spawn`] / [`Group::spawn_local`] on smol's
-//!   executors, and the timers behind [`Group::wait_timeout`] /
-//!   [`Group::wait_deadline`].
+//!   executors, the timers behind [`Group::wait_timeout`] /
+//!   [`Group::wait_deadline`], and [`TaskSet`].
 //! - `signal` (default): the [`signal`] module.
 //!
 //! With `default-features = false`, [`Group`] (without the timed waits) and
