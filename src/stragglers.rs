@@ -25,6 +25,24 @@ struct Entries {
     map: BTreeMap<u64, Entry>,
 }
 
+impl Entries {
+    fn push(&mut self, name: Cow<'static, str>, location: &'static Location<'static>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        // `born` is read under the lock, so ids and birth times agree on the order.
+        let born = Instant::now();
+        self.map.insert(
+            id,
+            Entry {
+                name,
+                location,
+                born,
+            },
+        );
+        id
+    }
+}
+
 struct Entry {
     name: Cow<'static, str>,
     location: &'static Location<'static>,
@@ -38,20 +56,7 @@ impl Registry {
         name: Cow<'static, str>,
         location: &'static Location<'static>,
     ) -> u64 {
-        let mut entries = lock(&self.entries);
-        let id = entries.next_id;
-        entries.next_id += 1;
-        // `born` is read under the lock, so ids and birth times agree on the order.
-        let born = Instant::now();
-        entries.map.insert(
-            id,
-            Entry {
-                name,
-                location,
-                born,
-            },
-        );
-        id
+        lock(&self.entries).push(name, location)
     }
 
     /// Records a second guard under the same name and location as guard `id`
@@ -64,18 +69,7 @@ impl Registry {
             // entry only when it drops); keep a readable placeholder anyway.
             None => (Cow::Borrowed("<unknown>"), Location::caller()),
         };
-        let new_id = entries.next_id;
-        entries.next_id += 1;
-        let born = Instant::now();
-        entries.map.insert(
-            new_id,
-            Entry {
-                name,
-                location,
-                born,
-            },
-        );
-        new_id
+        entries.push(name, location)
     }
 
     /// Forgets guard `id` (it dropped).

@@ -29,9 +29,8 @@ use smol_graceful::{Closed, Group, Shutdown};
 
 /// Two tasks write, then drop their guards on two threads; the waiter must
 /// see both writes once `wait` resolves.
-#[test]
-fn waiter_sees_the_writes_of_every_task_async() {
-    loom::model(|| {
+fn waiter_sees_the_writes_of_every_task(wait: fn(&Group)) {
+    loom::model(move || {
         let group = Group::new();
         let data = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
         let threads: Vec<_> = (0..2)
@@ -44,7 +43,7 @@ fn waiter_sees_the_writes_of_every_task_async() {
                 })
             })
             .collect();
-        block_on(group.wait());
+        wait(&group);
         assert_eq!(data[0].load(Ordering::Relaxed), 1);
         assert_eq!(data[1].load(Ordering::Relaxed), 1);
         for t in threads {
@@ -53,29 +52,14 @@ fn waiter_sees_the_writes_of_every_task_async() {
     });
 }
 
-/// The same with a blocking waiter.
+#[test]
+fn waiter_sees_the_writes_of_every_task_async() {
+    waiter_sees_the_writes_of_every_task(|group| block_on(group.wait()));
+}
+
 #[test]
 fn waiter_sees_the_writes_of_every_task_blocking() {
-    loom::model(|| {
-        let group = Group::new();
-        let data = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
-        let threads: Vec<_> = (0..2)
-            .map(|i| {
-                let guard = group.add().unwrap();
-                let data = Arc::clone(&data);
-                thread::spawn(move || {
-                    data[i].store(1, Ordering::Relaxed);
-                    drop(guard);
-                })
-            })
-            .collect();
-        group.wait_blocking();
-        assert_eq!(data[0].load(Ordering::Relaxed), 1);
-        assert_eq!(data[1].load(Ordering::Relaxed), 1);
-        for t in threads {
-            t.join().unwrap();
-        }
-    });
+    waiter_sees_the_writes_of_every_task(Group::wait_blocking);
 }
 
 /// One dropper, two waiters (one async, one blocking): both wake.
