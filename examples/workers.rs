@@ -1,1 +1,240 @@
-fn main() {}
+//! Background workers that loop until shutdown, a metrics flusher that flushes once
+//! more on the way out, and a bounded drain: `cargo run --example workers`, then press
+//! Ctrl-C.
+//!
+//! `RUN_MS=500 cargo run --example workers` stops on its own after 500 ms, as if Ctrl-C
+//! had been pressed. Waiting for a job is cut short by the shutdown; a job once started
+//! runs to completion. When the workers have stopped, the flusher records their last
+//! jobs and flushes a final time. The drain is bounded by `GRACE_MS` (default 5000):
+//! the exit code is 0 when everything stopped, 1 when some task did not (the report
+//! names it). Add `--stubborn` for a worker that ignores the shutdown, to see that
+//! report. A second Ctrl-C exits at once with 130.
+
+use std::io::{self, Write as _};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use smol::channel::{self, Receiver, Sender};
+use smol::stream::StreamExt as _;
+use smol::Timer;
+use smol_graceful::{signal, Group, Shutdown};
+
+/// How many workers take jobs.
+const WORKERS: u64 = 4;
+/// How often the flusher reports the jobs done since its last flush.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// One finished job, as reported to the metrics flusher.
+struct Done {
+    worker: u64,
+    took: Duration,
+}
+
+fn main() -> ExitCode {
+    if log::set_logger(&StderrLogger).is_ok() {
+        let level = std::env::var("RUST_LOG").ok().and_then(|l| l.parse().ok());
+        log::set_max_level(level.unwrap_or(log::LevelFilter::Info));
+    }
+    let (run_for, grace) = match (env_ms("RUN_MS"), env_ms("GRACE_MS")) {
+        (Ok(run_for), Ok(grace)) => (run_for, grace.unwrap_or(Duration::from_secs(5))),
+        (Err(name), _) | (_, Err(name)) => {
+            eprintln!("workers: {name} must be a number of milliseconds");
+            return ExitCode::from(2);
+        }
+    };
+    let stubborn = std::env::args().skip(1).any(|arg| arg == "--stubborn");
+    smol::block_on(run(run_for, grace, stubborn))
+}
+
+async fn run(run_for: Option<Duration>, grace: Duration, stubborn: bool) -> ExitCode {
+    let shutdown = Shutdown::new();
+    // The first Ctrl-C / SIGTERM triggers `shutdown`; a second one exits at once. The
+    // watcher is detached on smol's global executor, so it lives as long as the process.
+    match signal::watch(&shutdown) {
+        Ok(watcher) => smol::spawn(watcher).detach(),
+        Err(e) => {
+            eprintln!("workers: cannot watch signals: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(run_for) = run_for {
+        // Stands in for the Ctrl-C, so the example can run unattended.
+        let shutdown = shutdown.clone();
+        smol::spawn(async move {
+            Timer::after(run_for).await;
+            shutdown.trigger();
+        })
+        .detach();
+    }
+
+    // Every task holds a named guard of this group, so the drain can name a
+    // task that does not stop.
+    let group = Group::new();
+    let (done_tx, done_rx) = channel::unbounded();
+    for id in 0..WORKERS {
+        let guard = group
+            .add_named(format!("worker {id}"))
+            .expect("group is open");
+        let worker = worker(id, shutdown.clone(), done_tx.clone());
+        smol::spawn(async move {
+            let _guard = guard;
+            worker.await;
+        })
+        .detach();
+    }
+    if stubborn {
+        let guard = group.add_named("stubborn worker").expect("group is open");
+        smol::spawn(async move {
+            let _guard = guard;
+            loop {
+                // Never looks at the shutdown.
+                Timer::after(Duration::from_millis(10)).await;
+            }
+        })
+        .detach();
+    }
+    // Only the workers hold senders now: the flusher's channel closes when they stop.
+    drop(done_tx);
+    let guard = group.add_named("metrics flusher").expect("group is open");
+    smol::spawn(async move {
+        let _guard = guard;
+        flusher(done_rx).await;
+    })
+    .detach();
+
+    match run_for {
+        Some(run_for) => say(format_args!(
+            "running {} tasks; stopping by itself after {} ms (or on Ctrl-C)",
+            group.len(),
+            run_for.as_millis()
+        )),
+        None => say(format_args!(
+            "running {} tasks; press Ctrl-C to stop",
+            group.len()
+        )),
+    }
+
+    shutdown.triggered().await;
+    let reason = shutdown.reason().expect("triggered");
+    say(format_args!(
+        "shutdown: {reason}; draining {} tasks (grace {} ms)",
+        group.len(),
+        grace.as_millis()
+    ));
+    let started = Instant::now();
+    match group.wait_timeout(grace).await {
+        Ok(()) => {
+            say(format_args!(
+                "drained in {} ms: every task stopped",
+                started.elapsed().as_millis()
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(stragglers) => {
+            say(format_args!(
+                "gave up after {} ms: {stragglers}",
+                grace.as_millis()
+            ));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Takes jobs until the shutdown, and reports each finished one to the flusher.
+async fn worker(id: u64, shutdown: Shutdown, done: Sender<Done>) {
+    let mut jobs = 0;
+    // Waiting for the next job is abandoned when the shutdown comes; a job that has
+    // started is finished first.
+    while let Some(job) = shutdown.run_until_triggered(next_job(id, jobs)).await {
+        let started = Instant::now();
+        Timer::after(job).await; // the work itself
+        jobs += 1;
+        let _ = done
+            .send(Done {
+                worker: id,
+                took: started.elapsed(),
+            })
+            .await;
+    }
+    say(format_args!("worker {id}: stopped after {jobs} jobs"));
+}
+
+/// Waits for a job to arrive (simulated) and returns how long it will take.
+async fn next_job(id: u64, n: u64) -> Duration {
+    Timer::after(Duration::from_millis(5 + (id * 7 + n * 3) % 20)).await;
+    Duration::from_millis(10 + (id * 5 + n * 11) % 30)
+}
+
+/// Counts finished jobs and flushes the counts every [`FLUSH_EVERY`]; when every
+/// worker has stopped (its channel closes), flushes what is left one last time.
+async fn flusher(done: Receiver<Done>) {
+    let mut ticks = Timer::interval(FLUSH_EVERY);
+    let (mut batch, mut busy, mut total) = (0_u64, Duration::ZERO, 0_u64);
+    let mut last_worker = None;
+    loop {
+        let event = smol::future::or(async { Some(done.recv().await) }, async {
+            ticks.next().await;
+            None
+        })
+        .await;
+        match event {
+            Some(Ok(job)) => {
+                batch += 1;
+                busy += job.took;
+                last_worker = Some(job.worker);
+            }
+            // Every worker has stopped: nothing more will come.
+            Some(Err(_closed)) => break,
+            None if batch > 0 => {
+                total += batch;
+                say(format_args!(
+                    "flush: {batch} jobs ({} ms busy), {total} in all",
+                    busy.as_millis()
+                ));
+                (batch, busy) = (0, Duration::ZERO);
+            }
+            None => {}
+        }
+    }
+    total += batch;
+    say(format_args!(
+        "flush (final): {batch} jobs ({} ms busy), {total} in all{}",
+        busy.as_millis(),
+        last_worker.map_or_else(String::new, |w| format!("; last from worker {w}"))
+    ));
+}
+
+/// Reads `name` as milliseconds: `Ok(None)` if unset, `Err(name)` if not a number.
+fn env_ms(name: &'static str) -> Result<Option<Duration>, &'static str> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(ms) => ms
+            .parse()
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .map_err(|_| name),
+    }
+}
+
+/// Prints a progress line on stdout and flushes it, so a supervisor sees it at once.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+}
+
+/// A minimal `log` backend: `[LEVEL] message` on stderr; the level comes from
+/// `RUST_LOG` (`info` by default). The library logs the signals it receives.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("[{}] {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
