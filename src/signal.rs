@@ -145,14 +145,32 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::InvalidInput`] if the signal set is empty, and any
-    /// error from installing the handlers (for example for `SIGKILL`, which
-    /// cannot be caught).
+    /// [`io::ErrorKind::InvalidInput`] if the signal set is empty or holds a
+    /// signal that cannot or must not be caught (`SIGKILL`, `SIGSTOP`, and the
+    /// fault signals `SIGILL`, `SIGFPE`, `SIGSEGV`), and any error from
+    /// installing the handlers.
     pub fn watch(self, shutdown: &Shutdown) -> io::Result<Watch> {
         if self.signals.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "no signals to watch: the signal set is empty",
+            ));
+        }
+        // signal-hook-registry (under async-signal) panics for these instead
+        // of returning an error, so refuse them here.
+        #[cfg(unix)]
+        if let Some(signal) = self.signals.iter().copied().find(|s| {
+            matches!(
+                s,
+                Signal::Kill | Signal::Stop | Signal::Ill | Signal::Fpe | Signal::Segv
+            )
+        }) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot watch {signal:?} (signal {}): it cannot or must not be caught",
+                    signal as i32
+                ),
             ));
         }
         let signals = Signals::new(&self.signals)?;

@@ -1,13 +1,17 @@
 //! Group semantics, driven deterministically with `poll_once`.
 
+#[cfg(feature = "smol")]
 use std::future::Future;
 use std::pin::pin;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "smol")]
+use std::time::Instant;
 
 use futures_lite::future::{block_on, poll_once};
 use smol_graceful::{Closed, Group, Guard, Tracked};
 
+#[cfg(feature = "smol")]
 /// Runs `future` to completion on the current thread, failing the test if it
 /// takes longer than five seconds.
 fn run_bounded<T>(future: impl Future<Output = T>) -> T {
@@ -104,6 +108,7 @@ fn add_named_and_track_fail_after_close() {
     assert!(group.stragglers().is_empty());
 }
 
+#[cfg(feature = "smol")]
 #[test]
 fn spawn_and_spawn_local_fail_after_close() {
     let group = Group::new();
@@ -142,6 +147,7 @@ fn guard_dropped_by_panic_unwinding_counts_down() {
     assert!(block_on(poll_once(wait.as_mut())).is_some());
 }
 
+#[cfg(feature = "smol")]
 #[test]
 fn tracked_future_that_panics_releases_its_guard() {
     let ex = smol::Executor::new();
@@ -217,6 +223,7 @@ fn wait_is_cancel_safe() {
     assert!(block_on(poll_once(second.as_mut())).is_some());
 }
 
+#[cfg(feature = "smol")]
 #[test]
 #[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
 fn wait_timeout_is_ok_when_work_ends_in_time() {
@@ -229,6 +236,7 @@ fn wait_timeout_is_ok_when_work_ends_in_time() {
     dropper.join().unwrap();
 }
 
+#[cfg(feature = "smol")]
 #[test]
 #[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
 fn wait_timeout_lists_named_stragglers_oldest_first_with_total_count() {
@@ -258,6 +266,7 @@ fn wait_timeout_lists_named_stragglers_oldest_first_with_total_count() {
     assert!(report.contains("  - first (running for "), "{report}");
 }
 
+#[cfg(feature = "smol")]
 #[test]
 fn wait_deadline_in_the_past_answers_at_once() {
     let group = Group::new();
@@ -273,6 +282,7 @@ fn wait_deadline_in_the_past_answers_at_once() {
     assert!(err.names().is_empty());
 }
 
+#[cfg(feature = "smol")]
 #[test]
 fn wait_timeout_prefers_success_when_already_drained() {
     let group = Group::new();
@@ -280,6 +290,7 @@ fn wait_timeout_prefers_success_when_already_drained() {
     assert!(matches!(block_on(poll_once(wait.as_mut())), Some(Ok(()))));
 }
 
+#[cfg(feature = "smol")]
 #[test]
 fn wait_timeout_with_a_huge_duration_does_not_fire() {
     let group = Group::new();
@@ -367,6 +378,7 @@ fn tracked_new_uses_an_existing_guard_after_close() {
     assert!(block_on(poll_once(wait.as_mut())).is_some());
 }
 
+#[cfg(feature = "smol")]
 #[test]
 #[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
 fn spawned_tasks_are_counted_until_they_finish_or_are_cancelled() {
@@ -401,6 +413,7 @@ fn public_types_are_send_sync_and_small() {
     assert_eq!(std::mem::size_of::<Guard>(), std::mem::size_of::<usize>());
     let group = Group::new();
     send(&group.wait());
+    #[cfg(feature = "smol")]
     send(&group.wait_timeout(Duration::ZERO));
     send(&group.track(async {}));
 }
@@ -415,6 +428,7 @@ fn debug_output_is_informative() {
     assert!(!group.add().unwrap().is_named());
 }
 
+#[cfg(feature = "smol")]
 #[test]
 fn wait_timeout_of_zero_with_live_guards_answers_at_once() {
     let group = Group::new();
@@ -426,6 +440,7 @@ fn wait_timeout_of_zero_with_live_guards_answers_at_once() {
     assert_eq!(err.names(), ["busy"]);
 }
 
+#[cfg(feature = "smol")]
 #[test]
 #[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
 fn wait_deadline_far_in_the_future_stays_pending_until_drained() {

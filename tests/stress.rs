@@ -4,6 +4,8 @@
 //! CI runs the 100,000-task version; the full size runs with
 //! `cargo test --release --test stress -- --ignored`.
 
+#![cfg(feature = "smol")]
+
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;

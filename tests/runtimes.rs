@@ -1,0 +1,418 @@
+//! The runtime-agnostic claim: one `Group` and one `Shutdown` work the same under smol's
+//! `Executor` (on several threads), its `LocalExecutor`, `block_on` on plain threads and
+//! tokio (current-thread and multi-thread), and across them: guards dropped on one
+//! runtime wake a `wait` polled on another, and a trigger on one wakes waiters on all.
+//!
+//! Every scenario goes through [`counts_while_running_then_drains`]: tasks report that
+//! they run and then block on a release channel; while they do, the group counts them
+//! and `wait` stays pending (checked with `poll_once`); once released, `wait` resolves
+//! and every task has finished. Every wait is bounded.
+
+#![cfg(all(not(loom), feature = "smol"))]
+
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use futures_lite::future::{block_on, poll_once};
+use smol::{Executor, LocalExecutor, Timer};
+use smol_graceful::{Group, Reason, Shutdown};
+
+/// How long any single wait may take before the test fails.
+const LIMIT: Duration = Duration::from_secs(5);
+
+/// How many tasks each scenario runs.
+const TASKS: usize = 4;
+
+/// Awaits `future`, failing the test if it takes longer than [`LIMIT`]. The timer is
+/// async-io's, which runs under any executor (its own thread drives it otherwise).
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    smol::future::or(future, async {
+        Timer::after(LIMIT).await;
+        panic!("{what}: timed out after {LIMIT:?}");
+    })
+    .await
+}
+
+/// What the tasks of one scenario share: a channel on which each says it is running,
+/// one that releases them all when closed, and a count of the tasks that finished.
+#[derive(Clone)]
+struct Gate {
+    started_tx: Sender<()>,
+    started_rx: Receiver<()>,
+    release_tx: Sender<()>,
+    release_rx: Receiver<()>,
+    finished: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        let (started_tx, started_rx) = async_channel::unbounded();
+        let (release_tx, release_rx) = async_channel::unbounded();
+        Gate {
+            started_tx,
+            started_rx,
+            release_tx,
+            release_rx,
+            finished: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A task body: say it runs, block until released, count itself finished.
+    fn task(&self) -> impl Future<Output = ()> + Send + 'static {
+        let started = self.started_tx.clone();
+        let release = self.release_rx.clone();
+        let finished = Arc::clone(&self.finished);
+        async move {
+            started.send(()).await.unwrap();
+            // Closed by `release_all`: `recv` then fails, and the task ends.
+            let _ = release.recv().await;
+            finished.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn finished(&self) -> usize {
+        self.finished.load(Ordering::SeqCst)
+    }
+}
+
+/// The shared scenario, awaited on whichever runtime the caller picks: `tasks` tasks of
+/// `gate` are spawned (tracked by `group`) somewhere; checks that the group counts them
+/// while they run and `wait` stays pending, then releases them and checks that `wait`
+/// resolves only after every task finished.
+async fn counts_while_running_then_drains(group: &Group, gate: &Gate, tasks: usize) {
+    for _ in 0..tasks {
+        within("a task to start", gate.started_rx.recv())
+            .await
+            .unwrap();
+    }
+    assert_eq!(group.len(), tasks);
+    assert_eq!(group.stragglers().count(), tasks);
+
+    let mut wait = pin!(group.wait());
+    assert!(poll_once(wait.as_mut()).await.is_none(), "wait ready early");
+    // `wait` closed the group: no new work can slip in behind it.
+    assert!(group.is_closed());
+    assert!(group.add().is_err());
+    assert_eq!(gate.finished(), 0);
+    assert!(poll_once(wait.as_mut()).await.is_none(), "wait ready early");
+
+    gate.release_tx.close();
+    within("wait after release", wait).await;
+    assert_eq!(
+        gate.finished(),
+        tasks,
+        "wait resolved before every task finished"
+    );
+    assert!(group.is_empty());
+}
+
+/// smol's multi-threaded `Executor`, run by `threads` threads until [`stop`](Self::stop).
+struct SmolThreads {
+    ex: Arc<Executor<'static>>,
+    stop: Sender<()>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl SmolThreads {
+    fn start(threads: usize) -> SmolThreads {
+        let ex = Arc::new(Executor::new());
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let threads = (0..threads)
+            .map(|i| {
+                let ex = Arc::clone(&ex);
+                let stopped = stopped.clone();
+                thread::Builder::new()
+                    .name(format!("smol-{i}"))
+                    // `recv` fails once `stop` is closed, and `run` returns.
+                    .spawn(move || {
+                        let _ = block_on(ex.run(stopped.recv()));
+                    })
+                    .unwrap()
+            })
+            .collect();
+        SmolThreads { ex, stop, threads }
+    }
+
+    fn stop(self) {
+        self.stop.close();
+        for handle in self.threads {
+            join_within(handle);
+        }
+    }
+}
+
+/// Joins `handle`, failing the test if the thread has not ended within [`LIMIT`].
+fn join_within<T>(handle: JoinHandle<T>) -> T {
+    let deadline = Instant::now() + LIMIT;
+    while !handle.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "a thread did not end within {LIMIT:?}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    handle.join().unwrap()
+}
+
+fn tokio_current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+fn tokio_multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn smol_executor_on_two_threads_counts_tasks_and_wait_resolves_after_them() {
+    let smol = SmolThreads::start(2);
+    let group = Group::new();
+    let gate = Gate::new();
+    for _ in 0..TASKS {
+        group.spawn(&smol.ex, gate.task()).unwrap().detach();
+    }
+    block_on(counts_while_running_then_drains(&group, &gate, TASKS));
+    smol.stop();
+}
+
+#[test]
+fn local_executor_counts_non_send_tasks_and_wait_resolves_after_them() {
+    let ex = LocalExecutor::new();
+    let group = Group::new();
+    let gate = Gate::new();
+    let local = Rc::new(()); // the tasks are `!Send`
+    for _ in 0..TASKS {
+        let local = Rc::clone(&local);
+        let task = gate.task();
+        group
+            .spawn_local(&ex, async move {
+                let _local = local;
+                task.await;
+            })
+            .unwrap()
+            .detach();
+    }
+    // The tasks and the checks share this one thread.
+    block_on(ex.run(counts_while_running_then_drains(&group, &gate, TASKS)));
+    assert_eq!(Rc::strong_count(&local), 1, "the tasks were not dropped");
+}
+
+#[test]
+fn block_on_on_plain_threads_counts_tasks_and_wait_resolves_after_them() {
+    let group = Group::new();
+    let gate = Gate::new();
+    let threads: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let tracked = group.track(gate.task()).unwrap();
+            thread::spawn(move || block_on(tracked))
+        })
+        .collect();
+    block_on(counts_while_running_then_drains(&group, &gate, TASKS));
+    threads.into_iter().for_each(join_within);
+}
+
+#[test]
+fn wait_blocking_on_a_plain_thread_resolves_after_tasks_on_plain_threads() {
+    let group = Group::new();
+    let gate = Gate::new();
+    let threads: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let guard = group.add_named("plain thread").unwrap();
+            let task = gate.task();
+            thread::spawn(move || {
+                block_on(task);
+                drop(guard);
+            })
+        })
+        .collect();
+    block_on(async {
+        for _ in 0..TASKS {
+            within("a task to start", gate.started_rx.recv())
+                .await
+                .unwrap();
+        }
+    });
+    assert_eq!(group.stragglers().names(), ["plain thread"; TASKS]);
+    gate.release_tx.close();
+    let drained = group.wait_blocking_timeout(LIMIT);
+    assert!(drained.is_ok(), "stragglers: {}", drained.unwrap_err());
+    assert_eq!(gate.finished(), TASKS);
+    threads.into_iter().for_each(join_within);
+}
+
+#[test]
+fn tokio_current_thread_counts_tasks_and_wait_resolves_after_them() {
+    let rt = tokio_current_thread();
+    let group = Group::new();
+    let gate = Gate::new();
+    rt.block_on(async {
+        for _ in 0..TASKS {
+            tokio::spawn(group.track(gate.task()).unwrap());
+        }
+        // The tasks run only while this future yields, on this same thread.
+        counts_while_running_then_drains(&group, &gate, TASKS).await;
+    });
+}
+
+#[test]
+fn tokio_multi_thread_counts_tasks_and_wait_resolves_after_them() {
+    let rt = tokio_multi_thread();
+    let group = Group::new();
+    let gate = Gate::new();
+    let handles: Vec<_> = (0..TASKS)
+        .map(|_| rt.spawn(group.track(gate.task()).unwrap()))
+        .collect();
+    rt.block_on(async {
+        counts_while_running_then_drains(&group, &gate, TASKS).await;
+        for handle in handles {
+            within("a tokio task to join", handle).await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn wait_on_tokio_resolves_when_guards_drop_on_smol_threads() {
+    let smol = SmolThreads::start(2);
+    let rt = tokio_current_thread();
+    let group = Group::new();
+    let gate = Gate::new();
+    for _ in 0..TASKS {
+        group.spawn(&smol.ex, gate.task()).unwrap().detach();
+    }
+    rt.block_on(counts_while_running_then_drains(&group, &gate, TASKS));
+    smol.stop();
+}
+
+#[test]
+fn wait_on_smol_resolves_when_guards_drop_on_tokio() {
+    let rt = tokio_multi_thread();
+    let group = Group::new();
+    let gate = Gate::new();
+    for _ in 0..TASKS {
+        rt.spawn(group.track(gate.task()).unwrap());
+    }
+    // The waiter is itself a task on a smol executor.
+    let ex = LocalExecutor::new();
+    let waiter = ex.spawn(counts_while_running_then_drains(&group, &gate, TASKS));
+    block_on(ex.run(waiter));
+}
+
+#[test]
+fn one_group_drains_tasks_from_every_runtime_at_once() {
+    let smol = SmolThreads::start(2);
+    let tokio_rt = tokio_multi_thread();
+    let group = Group::new();
+    let gate = Gate::new();
+    // Two on smol's executor, two on tokio, two on plain threads; the local executor's
+    // two run with the checks below.
+    for _ in 0..2 {
+        group.spawn(&smol.ex, gate.task()).unwrap().detach();
+        tokio_rt.spawn(group.track(gate.task()).unwrap());
+    }
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let tracked = group.track(gate.task()).unwrap();
+            thread::spawn(move || block_on(tracked))
+        })
+        .collect();
+    let local = LocalExecutor::new();
+    for _ in 0..2 {
+        group.spawn_local(&local, gate.task()).unwrap().detach();
+    }
+    block_on(local.run(counts_while_running_then_drains(&group, &gate, 8)));
+    threads.into_iter().for_each(join_within);
+    smol.stop();
+}
+
+#[test]
+fn shutdown_triggered_on_tokio_wakes_waiters_on_every_runtime() {
+    let shutdown = Shutdown::new();
+    let (waiting_tx, waiting_rx) = mpsc::channel::<&'static str>();
+    let (woke_tx, woke_rx) = mpsc::channel::<(&'static str, String)>();
+
+    // Each waiter polls `triggered()` once (pending), says so, then awaits it and
+    // reports the reason it sees.
+    let waiter = |name: &'static str| {
+        let shutdown = shutdown.clone();
+        let waiting = waiting_tx.clone();
+        let woke = woke_tx.clone();
+        async move {
+            let mut triggered = pin!(shutdown.triggered());
+            assert!(
+                poll_once(triggered.as_mut()).await.is_none(),
+                "{name}: early"
+            );
+            waiting.send(name).unwrap();
+            within(name, triggered).await;
+            let reason = shutdown.reason().map(|r| r.to_string()).unwrap_or_default();
+            woke.send((name, reason)).unwrap();
+        }
+    };
+
+    let smol = SmolThreads::start(2);
+    smol.ex.spawn(waiter("smol executor")).detach();
+    let local = {
+        let waiter = waiter("local executor");
+        thread::spawn(move || {
+            let ex = LocalExecutor::new();
+            block_on(ex.run(waiter));
+        })
+    };
+    let plain = {
+        let waiter = waiter("plain thread");
+        thread::spawn(move || block_on(waiter))
+    };
+    let current = {
+        let waiter = waiter("tokio current-thread");
+        thread::spawn(move || tokio_current_thread().block_on(waiter))
+    };
+    let multi = tokio_multi_thread();
+    let multi_waiter = multi.spawn(waiter("tokio multi-thread"));
+
+    let mut names = Vec::new();
+    for _ in 0..5 {
+        names.push(waiting_rx.recv_timeout(LIMIT).expect("a waiter to start"));
+    }
+    names.sort_unstable();
+    assert!(
+        woke_rx.try_recv().is_err(),
+        "a waiter woke before the trigger"
+    );
+
+    // The trigger comes from a task on the tokio multi-thread runtime.
+    let triggered = multi.block_on(async {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { shutdown.trigger_with(Reason::error("stop from tokio")) })
+            .await
+            .unwrap()
+    });
+    assert!(triggered);
+
+    let mut woke = Vec::new();
+    for _ in 0..5 {
+        let (name, reason) = woke_rx.recv_timeout(LIMIT).expect("a waiter to wake");
+        assert_eq!(reason, "error: stop from tokio", "{name}");
+        woke.push(name);
+    }
+    woke.sort_unstable();
+    assert_eq!(woke, names);
+    assert_eq!(woke.len(), 5);
+
+    multi.block_on(async { within("tokio waiter", multi_waiter).await.unwrap() });
+    join_within(local);
+    join_within(plain);
+    join_within(current);
+    smol.stop();
+}
