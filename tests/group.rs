@@ -1,28 +1,17 @@
 //! Group semantics, driven deterministically with `poll_once`.
 
-#[cfg(feature = "smol")]
-use std::future::Future;
+mod common;
+
 use std::pin::pin;
 use std::sync::mpsc;
 use std::time::Duration;
 #[cfg(feature = "smol")]
 use std::time::Instant;
 
+#[cfg(feature = "smol")]
+use common::run_bounded;
 use futures_lite::future::{block_on, poll_once};
 use smol_graceful::{Closed, Group, Guard, Tracked};
-
-#[cfg(feature = "smol")]
-/// Runs `future` to completion on the current thread, failing the test if it
-/// takes longer than five seconds.
-fn run_bounded<T>(future: impl Future<Output = T>) -> T {
-    block_on(async {
-        smol::future::or(future, async {
-            smol::Timer::after(Duration::from_secs(5)).await;
-            panic!("timed out after 5 s");
-        })
-        .await
-    })
-}
 
 #[test]
 fn wait_is_ready_at_once_on_an_empty_group() {

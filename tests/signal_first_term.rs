@@ -5,29 +5,13 @@
 
 #![cfg(all(unix, feature = "smol", feature = "signal"))]
 
-use std::future::Future;
-use std::process::Command;
+mod common;
+
 use std::time::Duration;
 
+use common::{kill_self, run_bounded};
 use smol::Timer;
 use smol_graceful::{signal, Group, Reason, Shutdown};
-
-/// Runs `future` to completion, failing the test if it takes longer than five seconds.
-fn within_5s<T>(future: impl Future<Output = T>) -> T {
-    smol::block_on(smol::future::or(future, async {
-        Timer::after(Duration::from_secs(5)).await;
-        panic!("timed out after 5 s");
-    }))
-}
-
-/// Sends `signal` (`"TERM"`, `"INT"`) to this test process with the `kill` command.
-fn kill_self(signal: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{signal}"), std::process::id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal}: {status}");
-}
 
 #[test]
 fn first_sigterm_triggers_shutdown_and_the_group_drains() {
@@ -61,14 +45,14 @@ fn first_sigterm_triggers_shutdown_and_the_group_drains() {
     // Every worker is running and nothing has triggered the shutdown yet.
     let mut ran = [false; 3];
     while ran.contains(&false) {
-        ran[within_5s(ticked_rx.recv()).unwrap()] = true;
+        ran[run_bounded(ticked_rx.recv()).unwrap()] = true;
     }
     assert!(!shutdown.is_triggered());
     assert!(shutdown.reason().is_none());
     assert_eq!(group.len(), 3);
 
     kill_self("TERM");
-    within_5s(shutdown.triggered());
+    run_bounded(shutdown.triggered());
     let reason = shutdown.reason();
     assert!(
         matches!(reason, Some(Reason::Signal(15))),
@@ -77,7 +61,7 @@ fn first_sigterm_triggers_shutdown_and_the_group_drains() {
     assert_eq!(reason.unwrap().to_string(), "signal SIGTERM");
 
     // The workers saw the trigger and stop: the group drains well within its grace.
-    let drained = within_5s(group.wait_timeout(Duration::from_secs(4)));
+    let drained = run_bounded(group.wait_timeout(Duration::from_secs(4)));
     assert!(drained.is_ok(), "stragglers: {}", drained.unwrap_err());
     assert!(group.is_empty());
     assert!(group.is_closed());

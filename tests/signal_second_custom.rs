@@ -5,34 +5,18 @@
 
 #![cfg(all(unix, feature = "smol", feature = "signal"))]
 
-use std::future::Future;
-use std::process::Command;
+mod common;
+
 use std::sync::mpsc::{self, TryRecvError};
 use std::time::Duration;
 
-use smol::Timer;
+use common::{kill_self, run_bounded};
 use smol_graceful::signal::{Builder, Signal};
 use smol_graceful::{Reason, Shutdown};
 
-/// How long a signal may take to reach the watcher before the test fails.
+/// How long a signal may take to reach the watcher before the test fails (as long as
+/// `run_bounded` waits).
 const LIMIT: Duration = Duration::from_secs(5);
-
-/// Runs `future` to completion, failing the test if it takes longer than [`LIMIT`].
-fn bounded<T>(future: impl Future<Output = T>) -> T {
-    smol::block_on(smol::future::or(future, async {
-        Timer::after(LIMIT).await;
-        panic!("timed out after {LIMIT:?}");
-    }))
-}
-
-/// Sends `signal` (`"TERM"`, `"INT"`) to this test process with the `kill` command.
-fn kill_self(signal: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{signal}"), std::process::id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal}: {status}");
-}
 
 #[test]
 fn second_sigint_calls_the_custom_action_instead_of_exiting() {
@@ -48,7 +32,7 @@ fn second_sigint_calls_the_custom_action_instead_of_exiting() {
 
     // First SIGINT: the shutdown, not the action.
     kill_self("INT");
-    bounded(shutdown.triggered());
+    run_bounded(shutdown.triggered());
     let reason = shutdown.reason();
     assert!(
         matches!(reason, Some(Reason::Signal(2))),

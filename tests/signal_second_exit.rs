@@ -8,12 +8,14 @@
 
 #![cfg(all(unix, feature = "smol", feature = "signal"))]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread::{self, JoinHandle};
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+use std::thread;
 use std::time::{Duration, Instant};
 
+use common::subprocess::Process;
 use smol::Timer;
 use smol_graceful::{signal, Shutdown};
 
@@ -93,11 +95,18 @@ impl log::Log for StderrLogger {
 
 /// The parent side.
 fn parent() {
-    let mut child = Subprocess::start();
-    child.expect_line("child: ready");
+    // The test runner may print `test NAME ... ` on the same line before the child's
+    // output, so the lines are matched by what they contain.
+    let mut child = Process::spawn(
+        Command::new(std::env::current_exe().expect("current_exe"))
+            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1"),
+        STEP,
+    );
+    child.expect_line_containing("child: ready");
 
     child.signal("TERM");
-    let line = child.expect_line("child: triggered by");
+    let line = child.expect_line_containing("child: triggered by");
     assert!(line.contains("signal SIGTERM"), "{line}");
 
     let signalled = Instant::now();
@@ -113,99 +122,4 @@ fn parent() {
     );
     // The library said why before it exited (and flushed the logger).
     assert!(stderr.contains("143"), "stderr: {stderr}");
-}
-
-/// The child process; killed (and reaped) on drop if it is still running.
-struct Subprocess {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Subprocess {
-    fn start() -> Subprocess {
-        let mut child = Command::new(std::env::current_exe().expect("current_exe"))
-            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-            .env(CHILD, "1")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the child");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (lines, receiver) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        Subprocess {
-            child,
-            stdout: receiver,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Sends `signal` (`"TERM"`, `"INT"`) with the `kill` command.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal}: {status}");
-    }
-
-    /// Waits (bounded) for a stdout line containing `text`, and returns it. (The test
-    /// runner may print `test NAME ... ` on the same line before the child's output.)
-    fn expect_line(&self, text: &str) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no stdout line with {text:?}: {e}"),
-            }
-        }
-    }
-
-    /// Waits for the child to exit within `limit`; panics (and the drop kills it) past
-    /// that.
-    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the child did not exit within {limit:?}"
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Everything the child wrote on stderr; call after it exited.
-    fn stderr(&mut self) -> String {
-        let reader = self.stderr.take().expect("stderr read once");
-        reader.join().expect("stderr reader")
-    }
-}
-
-impl Drop for Subprocess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }

@@ -7,33 +7,48 @@
 //! them trivial, and speed does not matter here.
 #![cfg(feature = "smol")]
 
-use std::future::Future;
+mod common;
+
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
+use common::run_bounded;
 use futures_lite::future::{block_on, poll_once};
 use smol::channel;
 use smol::{Executor, LocalExecutor};
 use smol_graceful::{Closed, Reason, Shutdown, TaskError, TaskSet, TrySpawnError};
 
-/// Runs `future` to completion on the current thread, failing the test if it
-/// takes longer than five seconds.
-fn run_bounded<T>(future: impl Future<Output = T>) -> T {
-    block_on(async {
-        smol::future::or(future, async {
-            smol::Timer::after(Duration::from_secs(5)).await;
-            panic!("timed out after 5 s");
-        })
-        .await
-    })
-}
-
 /// A one-shot gate: the task awaits `wait`, the test calls `open`.
 fn gate() -> (channel::Sender<()>, channel::Receiver<()>) {
     channel::bounded(1)
+}
+
+/// Spawns one task per item of `outputs` on `set`, in order: task `i` waits for its
+/// gate, says `i` on `done`, and returns `Ok` with item `i`. Returns the gates' `open`
+/// ends, in spawn order.
+async fn spawn_gated<'a, T: Send + 'a>(
+    set: &TaskSet<T, String>,
+    ex: &Executor<'a>,
+    outputs: impl IntoIterator<Item = T>,
+    done: &channel::Sender<usize>,
+) -> Vec<channel::Sender<()>> {
+    let mut gates = Vec::new();
+    for (i, output) in outputs.into_iter().enumerate() {
+        let (open, wait) = gate();
+        gates.push(open);
+        let done = done.clone();
+        set.spawn(ex, async move {
+            wait.recv().await.unwrap();
+            done.send(i).await.unwrap();
+            Ok(output)
+        })
+        .await
+        .unwrap();
+    }
+    gates
 }
 
 /// The message of a `Reason::Error`, or a panic.
@@ -50,19 +65,7 @@ fn results_keep_spawn_order_whatever_order_tasks_finish_in() {
     let mut set = TaskSet::<usize, String>::new();
     let (done_tx, done_rx) = channel::unbounded();
     run_bounded(ex.run(async {
-        let mut gates = Vec::new();
-        for i in 0..5 {
-            let (open, wait) = gate();
-            gates.push(open);
-            let done_tx = done_tx.clone();
-            set.spawn(&ex, async move {
-                wait.recv().await.unwrap();
-                done_tx.send(i).await.unwrap();
-                Ok(i * 10)
-            })
-            .await
-            .unwrap();
-        }
+        let gates = spawn_gated(&set, &ex, [0, 10, 20, 30, 40], &done_tx).await;
         // Finish them in reverse order, one at a time.
         let mut finished = Vec::new();
         for open in gates.iter().rev() {
@@ -279,19 +282,7 @@ fn spawn_waits_for_a_free_slot() {
     let mut set = TaskSet::<u32, String>::new().with_limit(2);
     let (done_tx, done_rx) = channel::unbounded();
     run_bounded(ex.run(async {
-        let mut gates = Vec::new();
-        for i in 0..2 {
-            let (open, wait) = gate();
-            gates.push(open);
-            let done_tx = done_tx.clone();
-            set.spawn(&ex, async move {
-                wait.recv().await.unwrap();
-                done_tx.send(i).await.unwrap();
-                Ok(i)
-            })
-            .await
-            .unwrap();
-        }
+        let gates = spawn_gated(&set, &ex, [0, 1], &done_tx).await;
         {
             let mut third = pin!(set.spawn(&ex, async { Ok(2) }));
             assert!(poll_once(third.as_mut()).await.is_none(), "set is full");

@@ -1,0 +1,201 @@
+//! `examples/http_server.rs` run as a subprocess, and a blocking HTTP/1.1 client to talk
+//! to it over real sockets.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::ops::Deref;
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use super::subprocess::{Examples, Process};
+
+/// How long any single step may take before the test gives up.
+pub const STEP: Duration = Duration::from_secs(10);
+
+static EXAMPLE: Examples = Examples::new(&["http_server"]);
+
+/// The command that runs the example on `addr`, with `GRACE_MS` set to `grace_ms` (or
+/// unset).
+pub fn example_command(addr: &str, grace_ms: Option<u64>) -> Command {
+    let mut command = Command::new(EXAMPLE.binary("http_server"));
+    command.arg(addr).env_remove("GRACE_MS");
+    if let Some(ms) = grace_ms {
+        command.env("GRACE_MS", ms.to_string());
+    }
+    command
+}
+
+/// A running example server; killed (and reaped) on drop if it is still running. It
+/// derefs to its [`Process`], for `signal`, `expect_line` and `pid`.
+pub struct Server {
+    process: Process,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the server on a free port and waits for its `listening on` line.
+    pub fn start(grace_ms: Option<u64>) -> Server {
+        let process = Process::spawn(&mut example_command("127.0.0.1:0", grace_ms), STEP);
+        let line = process.expect_line("listening on http://");
+        let addr = line["listening on http://".len()..]
+            .parse()
+            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        Server { process, addr }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr).expect("connect to the server")
+    }
+
+    /// Waits for the server to exit within `limit` (kills it and panics past that);
+    /// returns its status, the stdout lines not read yet, and its stderr.
+    pub fn finish(self, limit: Duration) -> (ExitStatus, Vec<String>, String) {
+        self.process.finish(limit)
+    }
+}
+
+impl Deref for Server {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+/// A client whose connection the server has certainly accepted (it answered a `GET /`
+/// on it), with a request for `path` written and not yet answered.
+pub fn in_flight(server: &Server, path: &str) -> Client {
+    let mut client = server.connect();
+    assert_eq!(client.get("/").status, 200);
+    client.send(path).expect("send");
+    client
+}
+
+/// A blocking HTTP/1.1 client on one keep-alive connection.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut headers = self.headers.iter();
+        let (_, value) = headers.find(|(n, _)| n.eq_ignore_ascii_case(name))?;
+        Some(value)
+    }
+}
+
+/// Whether `error` is a socket timeout.
+fn timed_out(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, STEP)?;
+        stream.set_read_timeout(Some(STEP))?;
+        stream.set_write_timeout(Some(STEP))?;
+        Ok(Client {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// The client's address, which is the peer address the server sees.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.reader.get_ref().local_addr().expect("local_addr")
+    }
+
+    pub fn send(&mut self, path: &str) -> io::Result<()> {
+        self.send_raw(&format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"))
+    }
+
+    pub fn send_raw(&mut self, request: &str) -> io::Result<()> {
+        self.reader.get_mut().write_all(request.as_bytes())
+    }
+
+    /// Reads one response; `UnexpectedEof` if the server closed without one.
+    pub fn receive(&mut self) -> io::Result<Response> {
+        let status = self.receive_status()?;
+        let status = status.ok_or(io::ErrorKind::UnexpectedEof)?;
+        self.receive_rest(status)
+    }
+
+    /// Reads one response; `None` if the server closed (or reset) the connection before
+    /// it. Panics on a read timeout, or an error after the status line.
+    pub fn receive_unless_closed(&mut self) -> Option<Response> {
+        let status = match self.receive_status() {
+            Ok(status) => status?,
+            Err(e) if timed_out(&e) => panic!("no response within {STEP:?}: {e}"),
+            Err(_) => return None, // reset
+        };
+        Some(self.receive_rest(status).expect("the rest of the response"))
+    }
+
+    /// Reads a status line and returns its code; `None` at EOF.
+    fn receive_status(&mut self) -> io::Result<Option<u16>> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok());
+        Ok(Some(
+            status.unwrap_or_else(|| panic!("bad status line {line:?}")),
+        ))
+    }
+
+    /// Reads the headers and body of a response whose status line has been read.
+    fn receive_rest(&mut self, status: u16) -> io::Result<Response> {
+        let mut headers = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').expect("header line");
+            headers.push((name.to_owned(), value.trim().to_owned()));
+        }
+        let mut response = Response {
+            status,
+            headers,
+            body: String::new(),
+        };
+        let len: u64 = response
+            .header("content-length")
+            .expect("Content-Length")
+            .parse()
+            .unwrap();
+        (&mut self.reader)
+            .take(len)
+            .read_to_string(&mut response.body)?;
+        Ok(response)
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(path).expect("send");
+        self.receive().unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Asserts that the server closes the connection (EOF or reset) without sending
+    /// anything, within the read timeout.
+    pub fn assert_closed_by_server(&mut self) {
+        let mut byte = [0; 1];
+        match self.reader.read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("the server sent data instead of closing"),
+            Err(e) if timed_out(&e) => panic!("the server did not close the connection: {e}"),
+            Err(_) => {} // reset
+        }
+    }
+}
