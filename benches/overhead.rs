@@ -15,9 +15,39 @@
 //! and each of our rows once per baseline with the ratio of the medians. A
 //! counting allocator then reports allocations, and the run ends with one
 //! line per target from the benchmark issue.
+//!
+//! The sets, our row first (`SETS` builds them; the legend under the table
+//! says what one op is):
+//!
+//! - `add_drop`, `add_drop_last`, `add_drop_x2`: one `Group::add` and its
+//!   drop (with another guard held; as the last guard; on two threads at
+//!   once), against an `Arc` clone, a `TaskTracker` token and an atomic pair.
+//! - `wait_ready`: build and poll `wait()` on a drained group, against
+//!   `TaskTracker::wait` and a bare acquire load.
+//! - `wake_rt`, `wake_rt_local`: hand a guard to another thread (task) and
+//!   wait until it drops, against a park/unpark round trip and `TaskTracker`.
+//! - `join`, `join_local`: spawn 100,000 empty tasks through a group and wait
+//!   for them, against awaiting each smol `Task` and `TaskTracker`, on a
+//!   2-thread `Executor` pool or one `LocalExecutor`.
+//! - `taskset_join`: spawn 100,000 tasks through a `TaskSet` on the same
+//!   2-thread pool, each returning its index as a `u64`, and `join` them: a
+//!   `Vec` of every value in spawn order. Its baselines spawn the same tasks
+//!   on the same pool and collect the same values. `task_await_collect`
+//!   awaits each `Task<u64>` in spawn order and pushes the value into a
+//!   `Vec`: what a `TaskSet` does minus its error handling, names and
+//!   straggler tracking, so the target (1.15x) is against it.
+//!   `futures_unordered` puts the spawned `Task`s in a `FuturesUnordered`
+//!   and collects the stream into a `Vec`, in completion order: the
+//!   "JoinSet" way to gather results (no target). Both baselines spawn
+//!   tasks, like the set; driving the futures inline in a `FuturesUnordered`
+//!   instead would skip the executor and measure something else.
+//! - `shutdown_trigger_1k`: trigger a shutdown that 1,000 tasks wait on,
+//!   against `CancellationToken::cancel`.
+//! - `stragglers_named`: `Group::add_named` and its drop, against `add`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
@@ -29,8 +59,9 @@ use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::{self, block_on};
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use smol::{Executor, LocalExecutor, Task};
-use smol_graceful::{Group, Guard, Shutdown, Tracked, Wait};
+use smol_graceful::{Group, Guard, Shutdown, TaskSet, Tracked, Wait};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
@@ -481,6 +512,16 @@ async fn work() {
     black_box(());
 }
 
+/// The tasks the task-set rows spawn: each returns its spawn index.
+async fn numbered(index: u64) -> u64 {
+    black_box(index)
+}
+
+/// Spawns the `JOIN_TASKS` tasks of a task-set baseline on `ex`, in order.
+fn spawn_numbered<'a>(ex: &'a Executor<'static>) -> impl Iterator<Item = Task<u64>> + 'a {
+    (0..JOIN_TASKS).map(|i| ex.spawn(numbered(i)))
+}
+
 const JOIN_TASKS: u64 = 100_000;
 const WAITERS: usize = 1_000;
 
@@ -726,6 +767,54 @@ fn tt_join(pool: &Rc<Pool>) -> Case {
     })
 }
 
+fn taskset_join(pool: &Rc<Pool>) -> Case {
+    let pool = Rc::clone(pool);
+    case("taskset_join", JOIN_TASKS, move |n| {
+        time(n, || {
+            let mut set = TaskSet::<u64, Infallible>::new();
+            let values = block_on(async {
+                for i in 0..JOIN_TASKS {
+                    let task = async move { Ok(numbered(i).await) };
+                    set.spawn(&pool.ex, task).await.unwrap();
+                }
+                set.join().await.unwrap()
+            });
+            assert_eq!(values.len(), JOIN_TASKS as usize);
+            black_box(values);
+        })
+    })
+}
+
+fn task_await_collect(pool: &Rc<Pool>) -> Case {
+    let pool = Rc::clone(pool);
+    case("task_await_collect", JOIN_TASKS, move |n| {
+        time(n, || {
+            let tasks: Vec<Task<u64>> = spawn_numbered(&pool.ex).collect();
+            let values = block_on(async {
+                let mut values = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    values.push(task.await);
+                }
+                values
+            });
+            assert_eq!(values.len(), JOIN_TASKS as usize);
+            black_box(values);
+        })
+    })
+}
+
+fn futures_unordered(pool: &Rc<Pool>) -> Case {
+    let pool = Rc::clone(pool);
+    case("futures_unordered", JOIN_TASKS, move |n| {
+        time(n, || {
+            let tasks: FuturesUnordered<Task<u64>> = spawn_numbered(&pool.ex).collect();
+            let values: Vec<u64> = block_on(tasks.collect());
+            assert_eq!(values.len(), JOIN_TASKS as usize);
+            black_box(values);
+        })
+    })
+}
+
 fn join_local() -> Case {
     let ex = Rc::new(LocalExecutor::new());
     case("join_local", JOIN_TASKS, move |n| {
@@ -905,6 +994,18 @@ const SETS: &[Spec] = &[
         },
     },
     Spec {
+        ours: "taskset_join",
+        baselines: &["task_await_collect", "futures_unordered"],
+        build: || {
+            let pool = Rc::new(Pool::new(2));
+            vec![
+                taskset_join(&pool),
+                task_await_collect(&pool),
+                futures_unordered(&pool),
+            ]
+        },
+    },
+    Spec {
         ours: "join_local",
         baselines: &["task_await_join_local", "tt_join_local"],
         build: || vec![join_local(), task_await_join_local(), tt_join_local()],
@@ -944,6 +1045,8 @@ const LEGEND: &[&str] = &[
      load_acquire: one load",
     "- *_rt, *_rt_local: one round trip (new group, hand a guard over, wait until it drops)",
     "- join*, task_await_join*, tt_join*: one task (100,000 per join)",
+    "- taskset_join, task_await_collect, futures_unordered: one task returning a u64 \
+     (100,000 per join, all values collected into a Vec)",
     "- *_1k: one trigger, until all 1,000 waiting tasks have run (setup not timed)",
 ];
 
@@ -1143,6 +1246,7 @@ const TARGETS: &[(&str, f64, &str, bool)] = &[
     ("wake_rt", 1.1, "park_unpark_rt", false),
     ("wake_rt_local", 1.0, "tt_wake_rt_local", false),
     ("join", 1.10, "task_await_join", false),
+    ("taskset_join", 1.15, "task_await_collect", false),
     ("join_local", 1.03, "task_await_join_local", false),
     ("add_drop_x2", 1.0, "tt_token_drop_x2", false),
 ];
