@@ -21,7 +21,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 #[cfg(feature = "smol")]
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,7 @@ use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
 /// - tokio-util's `TaskTracker`: the closest peer (close, then wait). It
 ///   needs tokio for spawning and timers; this group works with any executor,
 ///   and adds named guards and straggler reports.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Group {
     handle: Arc<Handle>,
 }
@@ -103,8 +103,9 @@ struct Handle {
     /// The root token, weakly: `add` upgrades it, which fails once the count
     /// has reached zero (the group is closed and drained).
     root: Weak<Token>,
-    /// The state the waiters and named guards share with the root token.
-    shared: Arc<Shared>,
+    /// The state the waiters and named guards share with the root token
+    /// (inline: one allocation fewer per group).
+    shared: Shared,
 }
 
 /// Shared between the handles, the root token and named guards.
@@ -112,7 +113,10 @@ struct Handle {
 pub(crate) struct Shared {
     /// True once the root token has dropped: closed, and every guard gone.
     done: AtomicBool,
-    /// Notified once, when `done` becomes true.
+    /// Who waits, and how to wake them: see [`Waiters`].
+    waiters: Mutex<Waiters>,
+    /// Notified once, when `done` becomes true, if anyone listens: blocking
+    /// waiters, and async waiters that found the first-waiter slot taken.
     event: Event,
     /// The live named guards.
     registry: Registry,
@@ -122,12 +126,15 @@ pub(crate) struct Shared {
 /// is the group's count.
 enum Token {
     /// The group's counter. Its `Drop` runs when the count reaches zero.
-    Root(Arc<Shared>),
+    /// Weak, so that the handle (which owns the root token while the group is
+    /// open) and the token do not keep each other alive.
+    Root(Weak<Handle>),
     /// A named guard: one strong reference to the root, plus a registry entry.
     Named {
         /// Keeps the count one higher for as long as this named guard lives.
         root: Arc<Token>,
-        shared: Arc<Shared>,
+        /// For the registry entry.
+        handle: Arc<Handle>,
         id: u64,
     },
 }
@@ -136,10 +143,16 @@ impl Token {
     /// Runs when the last strong reference to this token goes.
     fn last_ref(&self) {
         match self {
-            Token::Root(shared) => shared.finish(),
+            // If every handle is gone, nobody can be waiting: there is no
+            // one to tell.
+            Token::Root(handle) => {
+                if let Some(handle) = handle.upgrade() {
+                    handle.shared.finish();
+                }
+            }
             // Unregister before `root` (a field) drops and uncounts this
             // guard, so a snapshot never lists a guard it does not count.
-            Token::Named { shared, id, .. } => shared.registry.remove(*id),
+            Token::Named { handle, id, .. } => handle.shared.registry.remove(*id),
         }
     }
 }
@@ -163,16 +176,34 @@ impl crate::sync::LastRef for Handle {}
 #[cfg(loom)]
 impl crate::sync::LastRef for Shared {}
 
-impl Default for Handle {
-    fn default() -> Self {
-        let shared = Arc::new(Shared::default());
-        let root = Arc::new(Token::Root(Arc::clone(&shared)));
-        Handle {
-            closed: AtomicBool::new(false),
-            root: Arc::downgrade(&root),
-            open: Mutex::new(Some(root)),
-            shared,
-        }
+/// The waiters of a group, as `finish` needs to know them.
+///
+/// Most groups have one waiter. The first async waiter parks its waker here,
+/// which spares it the allocations of an event listener, and a group nobody
+/// listens to skips `Event::notify` (and its full fence) when it finishes.
+#[derive(Default)]
+struct Waiters {
+    /// A [`Wait`] owns the first-waiter slot (until it is dropped).
+    first_taken: bool,
+    /// The slot owner's waker, once it has polled and found the group not
+    /// done. Taken once, by `finish`.
+    first: Option<Waker>,
+    /// Someone has listened (or is about to listen) on `Shared::event`.
+    listening: bool,
+}
+
+impl Default for Group {
+    fn default() -> Group {
+        let handle = Arc::new_cyclic(|handle| {
+            let root = Arc::new(Token::Root(handle.clone()));
+            Handle {
+                closed: AtomicBool::new(false),
+                root: Arc::downgrade(&root),
+                open: Mutex::new(Some(root)),
+                shared: Shared::default(),
+            }
+        });
+        Group { handle }
     }
 }
 
@@ -188,12 +219,34 @@ impl Shared {
         // Planted bug for tests/loom.rs to catch; never built otherwise.
         #[cfg(smol_graceful_bug = "relaxed_done")]
         self.done.store(true, Ordering::Relaxed);
-        // `notify` starts with a full fence, so a waiter that registered its
-        // listener before this point is woken, and one that registers after
-        // it sees `done == true` on its re-check.
-        self.event.notify(usize::MAX);
+        // Waiters register under this lock, after which they read `done`,
+        // so one of the two sides sees the other: either the waiter locked
+        // first (and we see its waker or its `listening` mark here), or it
+        // locks after our unlock and then reads `done == true` (our store is
+        // sequenced before our lock, which happens-before its lock).
+        let (first, listening) = {
+            let mut waiters = lock(&self.waiters);
+            (waiters.first.take(), waiters.listening)
+        };
+        if let Some(waker) = first {
+            waker.wake();
+        }
+        if listening {
+            // `notify` starts with a full fence, so a waiter that registered
+            // its listener before this point is woken, and one that registers
+            // after it sees `done == true` on its re-check.
+            self.event.notify(usize::MAX);
+        }
     }
 
+    /// Registers a listener on `event`, after marking that someone listens
+    /// (so that `finish` notifies). The caller re-checks `done` afterwards.
+    fn listen(&self) -> EventListener {
+        lock(&self.waiters).listening = true;
+        self.event.listen()
+    }
+
+    #[inline]
     fn is_done(&self) -> bool {
         // Acquire: pairs with the Release store in `finish` (see there).
         self.done.load(Ordering::Acquire)
@@ -238,6 +291,7 @@ impl Group {
     /// drop(guard);
     /// assert_eq!(group.len(), 0);
     /// ```
+    #[inline]
     pub fn add(&self) -> Result<Guard, Closed> {
         self.root_ref().map(|token| Guard { token })
     }
@@ -264,14 +318,15 @@ impl Group {
     pub fn add_named(&self, name: impl Into<Cow<'static, str>>) -> Result<Guard, Closed> {
         let location = Location::caller();
         let root = self.root_ref()?;
-        let shared = Arc::clone(&self.handle.shared);
-        let id = shared.registry.insert(name.into(), location);
+        let handle = Arc::clone(&self.handle);
+        let id = handle.shared.registry.insert(name.into(), location);
         Ok(Guard {
-            token: Arc::new(Token::Named { root, shared, id }),
+            token: Arc::new(Token::Named { root, handle, id }),
         })
     }
 
     /// One more strong reference to the root token, unless the group is closed.
+    #[inline]
     fn root_ref(&self) -> Result<Arc<Token>, Closed> {
         // Relaxed: this flag carries no data, it only makes `add` after a
         // `close` that happened-before it fail (coherence guarantees that
@@ -355,7 +410,19 @@ impl Group {
     /// assert!(!group.close());
     /// assert!(group.add().is_err());
     /// ```
+    #[inline]
     pub fn close(&self) -> bool {
+        // A load first, so that waiting on a closed group (every `wait` after
+        // the first) costs no read-modify-write. Relaxed: the flag carries no
+        // data; a stale `false` only sends us to the swap below.
+        if self.handle.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.close_slow()
+    }
+
+    #[cold]
+    fn close_slow(&self) -> bool {
         // Relaxed suffices: the flag carries no data, and exactly one caller
         // wins the swap (RMWs on one location are totally ordered).
         if self.handle.closed.swap(true, Ordering::Relaxed) {
@@ -369,6 +436,7 @@ impl Group {
     }
 
     /// True once [`close`](Self::close) (or a wait) has been called.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         // Relaxed: a snapshot of a flag that carries no data.
         self.handle.closed.load(Ordering::Relaxed)
@@ -402,11 +470,12 @@ impl Group {
     /// # worker.await;
     /// # });
     /// ```
+    #[inline]
     pub fn wait(&self) -> Wait<'_> {
         self.close();
         Wait {
             shared: &self.handle.shared,
-            listener: None,
+            state: WaitState::Idle,
         }
     }
 
@@ -427,9 +496,9 @@ impl Group {
     /// ```
     pub fn wait_blocking(&self) {
         self.close();
-        let shared = &*self.handle.shared;
+        let shared = &self.handle.shared;
         while !shared.is_done() {
-            let listener = shared.event.listen();
+            let listener = shared.listen();
             // No wakeup can be lost: `finish` sets `done` before notifying,
             // and this listener was registered before the re-check.
             if shared.is_done() {
@@ -458,9 +527,9 @@ impl Group {
     pub fn wait_blocking_timeout(&self, timeout: std::time::Duration) -> Result<(), Stragglers> {
         let deadline = std::time::Instant::now().checked_add(timeout);
         self.close();
-        let shared = &*self.handle.shared;
+        let shared = &self.handle.shared;
         while !shared.is_done() {
-            let listener = shared.event.listen();
+            let listener = shared.listen();
             // No wakeup can be lost: see `wait_blocking`.
             if shared.is_done() {
                 return Ok(());
@@ -587,14 +656,21 @@ const MAX_GUARDS: usize = usize::MAX / 4;
 const MAX_GUARDS: usize = 1024;
 
 /// Aborts the process if `root` counts more than [`MAX_GUARDS`] references.
+#[inline]
 fn check_count(root: &Arc<Token>) {
     // `strong_count` is a Relaxed load of the count we just incremented: any
     // value at least as new as our increment will do for a bound this far
     // below the point where the count would wrap around.
     if Arc::strong_count(root) > MAX_GUARDS {
-        log::error!("more than {MAX_GUARDS} live guards (leaked in a loop?): aborting");
-        std::process::abort();
+        too_many_guards();
     }
+}
+
+#[cold]
+#[inline(never)]
+fn too_many_guards() -> ! {
+    log::error!("more than {MAX_GUARDS} live guards (leaked in a loop?): aborting");
+    std::process::abort();
 }
 
 /// Proof that one task of a [`Group`] is still running; dropping it says the
@@ -641,13 +717,13 @@ impl Clone for Guard {
                 check_count(&token);
                 Guard { token }
             }
-            Token::Named { root, shared, id } => {
+            Token::Named { root, handle, id } => {
                 let root = Arc::clone(root);
                 check_count(&root);
-                let id = shared.registry.duplicate(*id);
-                let shared = Arc::clone(shared);
+                let id = handle.shared.registry.duplicate(*id);
+                let handle = Arc::clone(handle);
                 Guard {
-                    token: Arc::new(Token::Named { root, shared, id }),
+                    token: Arc::new(Token::Named { root, handle, id }),
                 }
             }
         }
@@ -690,37 +766,111 @@ impl std::error::Error for Closed {}
 #[must_use = "futures do nothing unless polled"]
 pub struct Wait<'a> {
     shared: &'a Shared,
-    /// Registered only when the fast path fails, so building and polling a
-    /// `Wait` on a drained group allocates nothing.
-    listener: Option<EventListener>,
+    /// How this future is registered for the wakeup. Nothing until the fast
+    /// path fails, so building and polling a `Wait` on a drained group
+    /// allocates nothing and takes no lock.
+    state: WaitState,
+}
+
+/// How a pending [`Wait`] will be woken.
+enum WaitState {
+    /// Not registered yet.
+    Idle,
+    /// Owns the group's single-waiter slot (no allocation).
+    First,
+    /// The slot was taken: listens on the group's event.
+    Listening(EventListener),
 }
 
 impl Future for Wait<'_> {
     type Output = ();
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shared.is_done() {
+            return Poll::Ready(());
+        }
+        self.poll_registered(cx)
+    }
+}
+
+impl Wait<'_> {
+    /// The slow path of `poll`: register for the wakeup, then re-check.
+    fn poll_registered(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = self.shared;
         loop {
-            if self.shared.is_done() {
-                return Poll::Ready(());
-            }
-            match &mut self.listener {
-                // No wakeup can be lost: `finish` sets `done` before it
-                // notifies, and the loop re-checks `done` after registering.
-                None => {
-                    self.listener = Some(self.shared.event.listen());
-                    if cfg!(smol_graceful_bug = "no_recheck") {
-                        // Planted bug for tests/loom.rs to catch: wait on the
-                        // listener without re-checking `done` first.
-                        if let Some(listener) = &mut self.listener {
-                            std::task::ready!(Pin::new(listener).poll(cx));
+            match &mut self.state {
+                WaitState::Idle | WaitState::First => {
+                    #[cfg(smol_graceful_bug = "no_recheck")]
+                    let done_before_lock = shared.is_done();
+                    let mut waiters = lock(&shared.waiters);
+                    if matches!(self.state, WaitState::Idle) {
+                        if waiters.first_taken {
+                            // Listen instead. `done` is re-checked at the
+                            // top of the loop, after registering.
+                            waiters.listening = true;
+                            drop(waiters);
+                            self.state = WaitState::Listening(shared.event.listen());
+                            continue;
                         }
+                        waiters.first_taken = true;
+                        self.state = WaitState::First;
                     }
+                    // No wakeup can be lost: `done` is re-checked under the
+                    // slot's lock, which `finish` takes after setting it
+                    // (see `Shared::finish`).
+                    #[cfg(not(smol_graceful_bug = "no_recheck"))]
+                    let done = shared.is_done();
+                    // Planted bug for tests/loom.rs to catch: a check made
+                    // before locking can miss a `finish` that runs between
+                    // it and the waker's store.
+                    #[cfg(smol_graceful_bug = "no_recheck")]
+                    let done = done_before_lock;
+                    if done {
+                        return Poll::Ready(());
+                    }
+                    match &mut waiters.first {
+                        Some(waker) if waker.will_wake(cx.waker()) => {}
+                        waker => *waker = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
                 }
-                Some(listener) => {
-                    std::task::ready!(Pin::new(listener).poll(cx));
-                    self.listener = None;
+                WaitState::Listening(listener) => {
+                    // No wakeup can be lost: `finish` sets `done` before it
+                    // notifies, and `done` is re-checked after registering.
+                    if shared.is_done() {
+                        return Poll::Ready(());
+                    }
+                    std::task::ready!(Pin::new(&mut *listener).poll(cx));
+                    if shared.is_done() {
+                        return Poll::Ready(());
+                    }
+                    *listener = shared.listen();
                 }
             }
+        }
+    }
+
+    /// Gives up the slot or the listener (out of line: only pending waits
+    /// that are dropped get here).
+    #[cold]
+    #[inline(never)]
+    fn unregister(&mut self) {
+        let state = std::mem::replace(&mut self.state, WaitState::Idle);
+        // Once done, nobody will use the slot again: skip the lock.
+        if matches!(state, WaitState::First) && !self.shared.is_done() {
+            let mut waiters = lock(&self.shared.waiters);
+            waiters.first_taken = false;
+            waiters.first = None;
+        }
+    }
+}
+
+impl Drop for Wait<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !matches!(self.state, WaitState::Idle) {
+            self.unregister();
         }
     }
 }
@@ -860,11 +1010,15 @@ mod tests {
     fn dropping_the_last_handle_of_an_open_group_releases_its_reference() {
         let group = Group::new();
         let guard = group.add().unwrap();
-        let shared = Arc::clone(&group.handle.shared);
+        let root = group.handle.root.clone();
         drop(group);
-        assert!(!shared.is_done());
+        assert_eq!(root.strong_count(), 1, "the group's own reference is gone");
         drop(guard);
-        assert!(shared.is_done(), "the root token dropped: nothing leaked");
+        assert_eq!(
+            root.strong_count(),
+            0,
+            "the root token dropped: nothing leaked"
+        );
     }
 
     #[test]
@@ -880,19 +1034,51 @@ mod tests {
     }
 
     #[test]
-    fn wait_registers_a_listener_only_when_it_has_to() {
+    fn the_first_waiter_takes_the_slot_and_later_ones_listen() {
         let group = Group::new();
         let guard = group.add().unwrap();
-        let mut wait = group.wait();
-        assert!(wait.listener.is_none());
-        assert!(block_on(poll_once(&mut wait)).is_none());
-        assert!(wait.listener.is_some());
+        let mut first = group.wait();
+        assert!(matches!(first.state, WaitState::Idle));
+        assert!(block_on(poll_once(&mut first)).is_none());
+        assert!(matches!(first.state, WaitState::First));
+        assert!(lock(&group.handle.shared.waiters).first.is_some());
+
+        let mut second = group.wait();
+        assert!(block_on(poll_once(&mut second)).is_none());
+        assert!(matches!(second.state, WaitState::Listening(_)));
+
         drop(guard);
-        assert!(block_on(poll_once(&mut wait)).is_some());
+        assert!(
+            lock(&group.handle.shared.waiters).first.is_none(),
+            "taken by finish"
+        );
+        assert!(block_on(poll_once(&mut first)).is_some());
+        assert!(block_on(poll_once(&mut second)).is_some());
 
         let empty = Group::new();
         let mut wait = empty.wait();
         assert!(block_on(poll_once(&mut wait)).is_some());
-        assert!(wait.listener.is_none(), "the fast path allocates nothing");
+        assert!(
+            matches!(wait.state, WaitState::Idle),
+            "the fast path registers nothing"
+        );
+    }
+
+    #[test]
+    fn a_dropped_first_waiter_frees_the_slot_for_the_next() {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut first = group.wait();
+        assert!(block_on(poll_once(&mut first)).is_none());
+        drop(first);
+        let waiters = lock(&group.handle.shared.waiters);
+        assert!(!waiters.first_taken && waiters.first.is_none());
+        drop(waiters);
+
+        let mut next = group.wait();
+        assert!(block_on(poll_once(&mut next)).is_none());
+        assert!(matches!(next.state, WaitState::First));
+        drop(guard);
+        assert!(block_on(poll_once(&mut next)).is_some());
     }
 }

@@ -10,10 +10,11 @@
 //! the standard library's algorithm (the same orderings: relaxed increment,
 //! release decrement, acquire fence before the last owner's clean-up, and a
 //! compare-and-swap loop in `upgrade`) built on loom's atomics, so loom
-//! explores every interleaving of the count itself. The one difference: the
-//! model runs the clean-up hook [`LastRef::last_ref`] where std would drop the
-//! value, so types whose `Drop` matters implement `LastRef` under loom
-//! instead of `Drop`.
+//! explores every interleaving of the count itself. The memory is held by a
+//! `std::sync::Arc`, so the value is dropped when the last model `Arc` goes,
+//! and `new_cyclic` works as in std. One difference: the model runs the
+//! clean-up hook [`LastRef::last_ref`] where std would run the value's `Drop`,
+//! so types whose `Drop` matters implement `LastRef` under loom instead.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,26 +53,51 @@ mod model {
         fn last_ref(&self) {}
     }
 
+    /// The modelled counts live in loom atomics; the memory itself is held
+    /// by a `std::sync::Arc` (or `Weak`), which drops the value when the last
+    /// model `Arc` goes, as std does, and gives `new_cyclic` for free.
     struct Inner<T> {
         strong: AtomicUsize,
         value: T,
+        /// Only so that loom reports a leaked `Inner` (it checks its own
+        /// `Arc`s for leaks at the end of each execution).
+        _leak_check: loom::sync::Arc<()>,
     }
 
     /// Model of `std::sync::Arc`.
     pub(crate) struct Arc<T: LastRef> {
-        inner: loom::sync::Arc<Inner<T>>,
+        inner: std::sync::Arc<Inner<T>>,
     }
 
     /// Model of `std::sync::Weak`.
     pub(crate) struct Weak<T: LastRef> {
-        inner: loom::sync::Arc<Inner<T>>,
+        inner: std::sync::Weak<Inner<T>>,
     }
 
     impl<T: LastRef> Arc<T> {
         pub(crate) fn new(value: T) -> Arc<T> {
             let strong = AtomicUsize::new(1);
             Arc {
-                inner: loom::sync::Arc::new(Inner { strong, value }),
+                inner: std::sync::Arc::new(Inner {
+                    strong,
+                    value,
+                    _leak_check: loom::sync::Arc::new(()),
+                }),
+            }
+        }
+
+        pub(crate) fn new_cyclic(make: impl FnOnce(&Weak<T>) -> T) -> Arc<T> {
+            Arc {
+                inner: std::sync::Arc::new_cyclic(|inner| {
+                    let weak = Weak {
+                        inner: inner.clone(),
+                    };
+                    Inner {
+                        strong: AtomicUsize::new(1),
+                        value: make(&weak),
+                        _leak_check: loom::sync::Arc::new(()),
+                    }
+                }),
             }
         }
 
@@ -81,7 +107,7 @@ mod model {
 
         pub(crate) fn downgrade(this: &Arc<T>) -> Weak<T> {
             Weak {
-                inner: loom::sync::Arc::clone(&this.inner),
+                inner: std::sync::Arc::downgrade(&this.inner),
             }
         }
     }
@@ -92,7 +118,7 @@ mod model {
             // existing one, which already keeps the value alive.
             self.inner.strong.fetch_add(1, Ordering::Relaxed);
             Arc {
-                inner: loom::sync::Arc::clone(&self.inner),
+                inner: std::sync::Arc::clone(&self.inner),
             }
         }
     }
@@ -128,9 +154,20 @@ mod model {
         }
     }
 
+    impl<T: LastRef> Clone for Weak<T> {
+        fn clone(&self) -> Weak<T> {
+            Weak {
+                inner: self.inner.clone(),
+            }
+        }
+    }
+
     impl<T: LastRef> Weak<T> {
         pub(crate) fn upgrade(&self) -> Option<Arc<T>> {
-            let strong = &self.inner.strong;
+            // The memory is gone (or not built yet, inside `new_cyclic`):
+            // the modelled count is zero too.
+            let inner = self.inner.upgrade()?;
+            let strong = &inner.strong;
             let mut n = strong.load(Ordering::Relaxed);
             loop {
                 if n == 0 {
@@ -138,18 +175,17 @@ mod model {
                 }
                 // Acquire on success, as std's `fetch_update(Acquire, Relaxed, ..)`.
                 match strong.compare_exchange_weak(n, n + 1, Ordering::Acquire, Ordering::Relaxed) {
-                    Ok(_) => {
-                        return Some(Arc {
-                            inner: loom::sync::Arc::clone(&self.inner),
-                        })
-                    }
+                    Ok(_) => break,
                     Err(actual) => n = actual,
                 }
             }
+            Some(Arc { inner })
         }
 
         pub(crate) fn strong_count(&self) -> usize {
-            self.inner.strong.load(Ordering::Relaxed)
+            self.inner
+                .upgrade()
+                .map_or(0, |inner| inner.strong.load(Ordering::Relaxed))
         }
     }
 }

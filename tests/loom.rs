@@ -17,8 +17,9 @@
 //!   a task's writes (`waiter_sees_the_writes_of_every_task_*`).
 //! - `--cfg smol_graceful_bug="relaxed_done"`: `done` is published Relaxed
 //!   (same models).
-//! - `--cfg smol_graceful_bug="no_recheck"`: the async waiter waits on its
-//!   listener without re-checking `done`: a lost wakeup, seen as a deadlock.
+//! - `--cfg smol_graceful_bug="no_recheck"`: the first async waiter checks
+//!   `done` before it takes the lock under which it parks its waker, instead
+//!   of re-checking under the lock: a lost wakeup, seen as a deadlock.
 #![cfg(loom)]
 
 use loom::future::block_on;
@@ -88,6 +89,53 @@ fn one_dropper_wakes_two_waiters() {
         assert!(written.load(Ordering::Relaxed));
         dropper.join().unwrap();
         blocking.join().unwrap();
+    });
+}
+
+/// Two async waiters: the first takes the single-waiter slot, the second
+/// listens on the event. One dropper must wake both, whichever order the
+/// three threads run in (a lost wakeup is a loom deadlock).
+#[test]
+fn one_dropper_wakes_the_slot_waiter_and_a_listener() {
+    loom::model(|| {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let dropper = thread::spawn(move || drop(guard));
+        let second = {
+            let group = group.clone();
+            thread::spawn(move || block_on(group.wait()))
+        };
+        block_on(group.wait());
+        assert!(group.is_empty());
+        dropper.join().unwrap();
+        second.join().unwrap();
+    });
+}
+
+/// A waiter that took the slot and is then cancelled (dropped while pending)
+/// gives the slot back, racing the last guard drop; the next waiter still
+/// wakes.
+#[test]
+fn a_cancelled_slot_waiter_hands_the_slot_on() {
+    loom::model(|| {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        {
+            let mut first = group.wait();
+            // Pending, or already done if nothing else ran yet: both fine.
+            let _ = block_on(futures_lite::future::poll_once(&mut first));
+        }
+        let dropper = thread::spawn(move || drop(guard));
+        let cancelled = {
+            let group = group.clone();
+            thread::spawn(move || {
+                let mut wait = group.wait();
+                let _ = block_on(futures_lite::future::poll_once(&mut wait));
+            })
+        };
+        block_on(group.wait());
+        dropper.join().unwrap();
+        cancelled.join().unwrap();
     });
 }
 
