@@ -132,6 +132,12 @@ pub struct Stragglers {
 }
 
 impl Stragglers {
+    /// A report of `count` live guards, `named` of them listed (oldest first).
+    pub(crate) fn new(count: usize, named: Vec<Straggler>) -> Stragglers {
+        debug_assert!(count >= named.len());
+        Stragglers { count, named }
+    }
+
     /// How many guards were alive, named or not.
     pub fn count(&self) -> usize {
         self.count
@@ -189,6 +195,18 @@ pub struct Straggler {
 }
 
 impl Straggler {
+    pub(crate) fn new(
+        name: Cow<'static, str>,
+        age: Duration,
+        location: &'static Location<'static>,
+    ) -> Straggler {
+        Straggler {
+            name,
+            age,
+            location,
+        }
+    }
+
     /// The name given to [`Group::add_named`](crate::Group::add_named).
     pub fn name(&self) -> &str {
         &self.name
@@ -199,7 +217,8 @@ impl Straggler {
         self.age
     }
 
-    /// Where `add_named` was called.
+    /// Where `add_named` was called (for a [`TaskSet`](crate::TaskSet) task:
+    /// where it was spawned).
     pub fn location(&self) -> &'static Location<'static> {
         self.location
     }

@@ -7,10 +7,13 @@
 //! A set is a [`Group`] (who is still running), a [`Shutdown`] (tells the
 //! siblings to stop), an optional [`Semaphore`] (the limit) and one
 //! mutex-protected table of outcomes indexed by spawn order. Each running
-//! task owns a `Slot`: its index, a named guard of the group and, in a
-//! limited set, a semaphore permit. When the task ends, the slot records the
-//! outcome *first*, then drops the guard, then releases the permit: once the
-//! group is drained every outcome is in the table, and the group never
+//! task owns a `Slot`: its index, an (anonymous, so one atomic add) guard of
+//! the group and, in a limited set, a semaphore permit. While the task runs,
+//! its table entry holds its name, birth time and spawn site, which is what
+//! [`TaskSet::stragglers`] reports; names are only formatted (`task #i`)
+//! when a report or an error needs them. When the task ends, the slot records
+//! the outcome *first*, then drops the guard, then releases the permit: once
+//! the group is drained every outcome is in the table, and the group never
 //! counts more tasks than the limit allows. A slot dropped before its task
 //! ended (the future was dropped, its executor went away) records a
 //! cancellation in the same way.
@@ -25,10 +28,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroUsize;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 use smol::future::{CatchUnwind, FutureExt as _};
@@ -38,7 +41,7 @@ use smol::{Executor, LocalExecutor, Timer};
 
 use crate::group::{Closed, Group, Guard, Wait};
 use crate::shutdown::{Reason, Shutdown};
-use crate::stragglers::Stragglers;
+use crate::stragglers::{Straggler, Stragglers};
 use crate::sync::{lock, Arc, Mutex};
 
 /// A set of fallible tasks that fail together: the first error stops the
@@ -189,9 +192,8 @@ struct Shared<T, E> {
 }
 
 struct State<T, E> {
-    /// One entry per spawned task, indexed by spawn order: `Some` once the
-    /// task has succeeded. Taken by `join`.
-    outcomes: Vec<Option<T>>,
+    /// One entry per spawned task, indexed by spawn order. Taken by `join`.
+    outcomes: Vec<Outcome<T>>,
     /// Set by the first failure. Later failures see it and are dropped.
     failed: bool,
     /// The first failure, stored just after `failed` is set (its message is
@@ -200,7 +202,57 @@ struct State<T, E> {
     first_error: Option<TaskError<E>>,
 }
 
+/// One task's entry in a set's table.
+enum Outcome<T> {
+    /// Still running: what a straggler report says about it.
+    Running {
+        /// The name given to its [`Permit`], if any.
+        name: Option<Cow<'static, str>>,
+        born: Instant,
+        location: &'static Location<'static>,
+    },
+    /// Returned `Ok(value)`.
+    Succeeded(T),
+    /// Failed, panicked or was cancelled (the first failure of the set is
+    /// kept in `State::first_error`).
+    Ended,
+}
+
+/// The name of task `index`: the one it was given, or `task #index`.
+fn task_name(name: Option<Cow<'static, str>>, index: usize) -> Cow<'static, str> {
+    name.unwrap_or_else(|| Cow::Owned(format!("task #{index}")))
+}
+
 impl<T, E> Shared<T, E> {
+    /// The running tasks, each by its name, oldest first, and the count of
+    /// `group` (which the tasks' guards count in).
+    fn stragglers(&self, group: &Group) -> Stragglers {
+        let state = lock(&self.state);
+        let now = Instant::now();
+        // Read under the table's lock: a task counts before it is listed
+        // (`register`) and is unlisted before it stops counting (`settle`),
+        // both under this lock, so `count >= named.len()`.
+        let count = group.len();
+        let named = state
+            .outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, outcome)| match outcome {
+                Outcome::Running {
+                    name,
+                    born,
+                    location,
+                } => Some(Straggler::new(
+                    task_name(name.clone(), index),
+                    now.saturating_duration_since(*born),
+                    location,
+                )),
+                _ => None,
+            })
+            .collect();
+        Stragglers::new(count, named)
+    }
+
     /// Records a failure; the first one triggers the shutdown.
     fn fail(&self, error: TaskError<E>, describe: fn(&TaskError<E>) -> String) {
         let first = !std::mem::replace(&mut lock(&self.state).failed, true);
@@ -393,7 +445,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn stragglers(&self) -> Stragglers {
-        self.group.stragglers()
+        self.shared.stragglers(&self.group)
     }
 
     /// Waits for a free slot and returns a [`Permit`] to spawn one task with:
@@ -870,27 +922,34 @@ impl<'s, T, E> Permit<'s, T, E> {
         self
     }
 
-    /// Makes this permit's task: numbers it and counts it in the group.
+    /// Makes this permit's task: counts it in the group, then lists it.
     #[track_caller]
     fn register(self) -> Slot<T, E> {
         let Permit { set, permit, name } = self;
-        let shared = Arc::clone(&set.shared);
-        let mut state = lock(&shared.state);
-        let index = state.outcomes.len();
-        let task = name.unwrap_or_else(|| Cow::Owned(format!("task #{index}")));
+        let location = Location::caller();
         // Only `join` and `join_timeout` close the group, and they need
         // `&mut` the set, which this permit's borrow rules out; a permit is
         // only made while the group is open.
         let guard = set
             .group
-            .add_named(task.clone())
+            .add()
             .expect("a permit borrows its set, so the set cannot close while it lives");
-        state.outcomes.push(None);
-        drop(state);
+        let shared = Arc::clone(&set.shared);
+        let index = {
+            let mut state = lock(&shared.state);
+            let index = state.outcomes.len();
+            // The clock is read under the lock, so spawn order and birth
+            // times agree (stragglers are listed oldest first).
+            state.outcomes.push(Outcome::Running {
+                name,
+                born: Instant::now(),
+                location,
+            });
+            index
+        };
         Slot {
             shared,
             index,
-            task,
             permit,
             guard: Some(guard),
         }
@@ -1017,7 +1076,6 @@ impl<T, E> fmt::Debug for Permit<'_, T, E> {
 struct Slot<T, E> {
     shared: Arc<Shared<T, E>>,
     index: usize,
-    task: Cow<'static, str>,
     /// Released after the guard drops.
     permit: Option<SemaphoreGuardArc>,
     /// `Some` until the outcome is recorded.
@@ -1028,37 +1086,62 @@ impl<T, E> Slot<T, E> {
     /// Records the task's outcome, then drops the guard, then releases the
     /// permit. Recording first: once the group is drained, every outcome is
     /// in. Releasing last: a new task can only count once this one stopped.
-    fn settle(&mut self, outcome: Result<T, TaskError<E>>, describe: fn(&TaskError<E>) -> String) {
+    fn settle(&mut self, outcome: Result<T, Ending<E>>, describe: fn(&TaskError<E>) -> String) {
         let Some(guard) = self.guard.take() else {
             return;
         };
-        match outcome {
-            Ok(value) => {
-                if let Some(entry) = lock(&self.shared.state).outcomes.get_mut(self.index) {
-                    *entry = Some(value);
+        let failure = {
+            let mut state = lock(&self.shared.state);
+            // Always present: `join` takes the table only once the group is
+            // drained, that is after this guard dropped.
+            let entry = state.outcomes.get_mut(self.index);
+            match (outcome, entry) {
+                (Ok(value), Some(entry)) => {
+                    *entry = Outcome::Succeeded(value);
+                    None
+                }
+                (Ok(_), None) => None,
+                (Err(ending), entry) => {
+                    let name = match entry.map(|entry| std::mem::replace(entry, Outcome::Ended)) {
+                        Some(Outcome::Running { name, .. }) => name,
+                        _ => None,
+                    };
+                    Some(ending.into_error(task_name(name, self.index)))
                 }
             }
-            Err(error) => self.shared.fail(error, describe),
+        };
+        if let Some(error) = failure {
+            self.shared.fail(error, describe);
         }
         drop(guard);
         drop(self.permit.take());
     }
 }
 
+/// How a task ended, short of success, before its name is looked up.
+enum Ending<E> {
+    Failed(E),
+    Panicked(String),
+    Cancelled,
+}
+
+impl<E> Ending<E> {
+    fn into_error(self, task: Cow<'static, str>) -> TaskError<E> {
+        match self {
+            Ending::Failed(error) => TaskError::Failed { task, error },
+            Ending::Panicked(message) => TaskError::Panicked { task, message },
+            Ending::Cancelled => TaskError::Cancelled { task },
+        }
+    }
+}
+
 impl<T, E: fmt::Display> Slot<T, E> {
     /// Records what the task's body returned or how it panicked.
     fn finish(mut self, caught: std::thread::Result<Result<T, E>>) {
-        let task = &self.task;
         let outcome = match caught {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(TaskError::Failed {
-                task: task.clone(),
-                error,
-            }),
-            Err(payload) => Err(TaskError::Panicked {
-                task: task.clone(),
-                message: panic_message(&*payload),
-            }),
+            Ok(Err(error)) => Err(Ending::Failed(error)),
+            Err(payload) => Err(Ending::Panicked(panic_message(&*payload))),
         };
         self.settle(outcome, |error| error.to_string());
     }
@@ -1068,11 +1151,7 @@ impl<T, E> Drop for Slot<T, E> {
     /// A slot dropped before its task ended: the task was cancelled.
     fn drop(&mut self) {
         if self.guard.is_some() {
-            let task = self.task.clone();
-            self.settle(
-                Err(TaskError::Cancelled { task }),
-                TaskError::describe_without_error,
-            );
+            self.settle(Err(Ending::Cancelled), TaskError::describe_without_error);
         }
     }
 }
@@ -1138,7 +1217,7 @@ where
 impl<F, T, E> fmt::Debug for TrackedTask<F, T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrackedTask")
-            .field("task", &self.slot.as_ref().map(|slot| &slot.task))
+            .field("index", &self.slot.as_ref().map(|slot| slot.index))
             .finish_non_exhaustive()
     }
 }
@@ -1213,7 +1292,10 @@ impl<T, E> Future for Join<'_, T, E> {
             Some(error) => Err(error),
             None => Ok(outcomes
                 .into_iter()
-                .map(|outcome| outcome.expect("a task without a failure recorded its value"))
+                .map(|outcome| match outcome {
+                    Outcome::Succeeded(value) => value,
+                    _ => unreachable!("the group is drained and no task failed"),
+                })
                 .collect()),
         })
     }
@@ -1245,7 +1327,7 @@ impl<T, E> Future for JoinTimeout<'_, T, E> {
             return Poll::Ready(Ok(outcome));
         }
         std::task::ready!(Pin::new(&mut self.timer).poll(cx));
-        Poll::Ready(Err(self.group.stragglers()))
+        Poll::Ready(Err(self.join.shared.stragglers(self.group)))
     }
 }
 
