@@ -87,13 +87,15 @@ impl Registry {
         let named = entries
             .map
             .values()
-            .map(|entry| Straggler {
-                name: entry.name.clone(),
-                age: now.saturating_duration_since(entry.born),
-                location: entry.location,
+            .map(|entry| {
+                Straggler::new(
+                    entry.name.clone(),
+                    now.saturating_duration_since(entry.born),
+                    entry.location,
+                )
             })
             .collect();
-        Stragglers { count, named }
+        Stragglers::new(count, named)
     }
 }
 
