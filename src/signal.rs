@@ -178,6 +178,7 @@ impl Builder {
             signals,
             shutdown: shutdown.clone(),
             seen: 0,
+            errors: 0,
             second: self.second,
         })
     }
@@ -207,8 +208,14 @@ pub struct Watch {
     signals: Signals,
     shutdown: Shutdown,
     seen: usize,
+    /// Read errors in a row; see `poll`.
+    errors: u32,
     second: Second,
 }
+
+/// How many read errors in a row `Watch` retries at once before it stops
+/// re-polling itself (so a persistent error cannot spin an executor thread).
+const MAX_RETRIES: u32 = 3;
 
 impl Watch {
     fn on_signal(&mut self, signal: Signal) {
@@ -247,13 +254,28 @@ impl Future for Watch {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match Pin::new(&mut self.signals).poll_next(cx) {
-                Poll::Ready(Some(Ok(signal))) => self.on_signal(signal),
+                Poll::Ready(Some(Ok(signal))) => {
+                    self.errors = 0;
+                    self.on_signal(signal);
+                }
                 Poll::Ready(Some(Err(error))) => {
                     // Reading the notification pipe failed. Report it and
                     // try again on the next turn of the executor rather than
-                    // stop listening (which would leave SIGINT ignored).
-                    log::error!("reading signals failed: {error}");
-                    cx.waker().wake_by_ref();
+                    // stop listening (which would leave SIGINT ignored); but
+                    // only a few times in a row, so that a persistent error
+                    // does not spin. After that the watcher runs again only
+                    // when something wakes it (the handlers stay installed).
+                    self.errors = self.errors.saturating_add(1);
+                    if self.errors <= MAX_RETRIES {
+                        log::error!("reading signals failed: {error}; retrying");
+                        cx.waker().wake_by_ref();
+                    } else if self.errors == MAX_RETRIES + 1 {
+                        log::error!(
+                            "reading signals failed {} times in a row: {error}; \
+                             no longer retrying at once",
+                            self.errors
+                        );
+                    }
                     return Poll::Pending;
                 }
                 // `Signals` is documented never to end; if it did, stay
