@@ -15,6 +15,16 @@
 //! [`Group::add`] upgrades a `Weak` to the root token, which fails once the
 //! count has reached zero: an `Ok` guard always holds the count above zero, so
 //! no `wait` can finish while it lives, and a failed `add` never counted.
+//!
+//! # How waiters are woken
+//!
+//! The first async waiter parks its [`Waker`] in a slot behind a small lock;
+//! later async waiters and blocking waiters listen on an
+//! [`event_listener::Event`], after marking under the same lock that someone
+//! listens. `finish` sets `done`, then takes that lock: every waiter either
+//! registered before (and is woken) or locks after and sees `done`. A group
+//! with one waiter therefore allocates nothing to wait, and one nobody
+//! listens to skips `Event::notify`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -47,8 +57,9 @@ use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
 /// guards keep counting and nothing leaks.
 ///
 /// The group knows nothing about executors: guards are `Send + Sync`, and the
-/// wait futures are woken by [`event_listener`], so any executor, or a plain
-/// thread with [`wait_blocking`](Self::wait_blocking), can wait.
+/// wait futures are woken through their [`Waker`]s (or [`event_listener`]), so
+/// any executor, or a plain thread with [`wait_blocking`](Self::wait_blocking),
+/// can wait.
 ///
 /// # Examples
 ///
