@@ -219,7 +219,7 @@ impl Straggler {
         self.age
     }
 
-    /// Where `add_named` was called (for a [`TaskSet`](crate::TaskSet) task:
+    /// Where `add_named` was called (for a `TaskSet` task:
     /// where it was spawned).
     pub fn location(&self) -> &'static Location<'static> {
         self.location
