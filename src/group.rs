@@ -39,7 +39,7 @@ use event_listener::{Event, EventListener, Listener};
 use pin_project_lite::pin_project;
 
 use crate::stragglers::{Registry, Stragglers};
-use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
+use crate::sync::{lock, Arc, AtomicBool, Mutex, MutexGuard, Ordering, Weak};
 
 /// A wait group: counts running tasks with RAII [`Guard`]s and waits until
 /// they are all gone.
@@ -184,8 +184,6 @@ impl crate::sync::LastRef for Token {
 }
 #[cfg(loom)]
 impl crate::sync::LastRef for Handle {}
-#[cfg(loom)]
-impl crate::sync::LastRef for Shared {}
 
 /// The waiters of a group, as `finish` needs to know them.
 ///
@@ -253,7 +251,13 @@ impl Shared {
     /// Registers a listener on `event`, after marking that someone listens
     /// (so that `finish` notifies). The caller re-checks `done` afterwards.
     fn listen(&self) -> EventListener {
-        lock(&self.waiters).listening = true;
+        self.listen_locked(lock(&self.waiters))
+    }
+
+    /// [`listen`](Self::listen), for a caller that already holds the lock.
+    fn listen_locked(&self, mut waiters: MutexGuard<'_, Waiters>) -> EventListener {
+        waiters.listening = true;
+        drop(waiters);
         self.event.listen()
     }
 
@@ -819,9 +823,7 @@ impl Wait<'_> {
                         if waiters.first_taken {
                             // Listen instead. `done` is re-checked at the
                             // top of the loop, after registering.
-                            waiters.listening = true;
-                            drop(waiters);
-                            self.state = WaitState::Listening(shared.event.listen());
+                            self.state = WaitState::Listening(shared.listen_locked(waiters));
                             continue;
                         }
                         waiters.first_taken = true;

@@ -76,14 +76,7 @@ mod model {
 
     impl<T: LastRef> Arc<T> {
         pub(crate) fn new(value: T) -> Arc<T> {
-            let strong = AtomicUsize::new(1);
-            Arc {
-                inner: std::sync::Arc::new(Inner {
-                    strong,
-                    value,
-                    _leak_check: loom::sync::Arc::new(()),
-                }),
-            }
+            Arc::new_cyclic(|_| value)
         }
 
         pub(crate) fn new_cyclic(make: impl FnOnce(&Weak<T>) -> T) -> Arc<T> {
