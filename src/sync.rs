@@ -66,7 +66,9 @@ mod model {
 
     /// Model of `std::sync::Arc`.
     pub(crate) struct Arc<T: LastRef> {
-        inner: std::sync::Arc<Inner<T>>,
+        /// `None` only inside `into_inner`, which takes it so that `Drop`
+        /// does not count this reference twice.
+        inner: Option<std::sync::Arc<Inner<T>>>,
     }
 
     /// Model of `std::sync::Weak`.
@@ -81,7 +83,7 @@ mod model {
 
         pub(crate) fn new_cyclic(make: impl FnOnce(&Weak<T>) -> T) -> Arc<T> {
             Arc {
-                inner: std::sync::Arc::new_cyclic(|inner| {
+                inner: Some(std::sync::Arc::new_cyclic(|inner| {
                     let weak = Weak {
                         inner: inner.clone(),
                     };
@@ -90,17 +92,35 @@ mod model {
                         value: make(&weak),
                         _leak_check: loom::sync::Arc::new(()),
                     }
-                }),
+                })),
             }
         }
 
+        fn inner(&self) -> &std::sync::Arc<Inner<T>> {
+            self.inner.as_ref().expect("taken only by into_inner")
+        }
+
+        /// Model of `std::sync::Arc::into_inner`: the value if this was the
+        /// last strong reference. One difference: if another thread holds
+        /// the memory for a moment (a failed `upgrade`), that thread drops
+        /// the value instead and this returns `None`.
+        pub(crate) fn into_inner(mut this: Arc<T>) -> Option<T> {
+            let inner = this.inner.take()?;
+            if inner.strong.fetch_sub(1, Ordering::Release) != 1 {
+                return None;
+            }
+            fence(Ordering::Acquire);
+            inner.value.last_ref();
+            std::sync::Arc::into_inner(inner).map(|inner| inner.value)
+        }
+
         pub(crate) fn strong_count(this: &Arc<T>) -> usize {
-            this.inner.strong.load(Ordering::Relaxed)
+            this.inner().strong.load(Ordering::Relaxed)
         }
 
         pub(crate) fn downgrade(this: &Arc<T>) -> Weak<T> {
             Weak {
-                inner: std::sync::Arc::downgrade(&this.inner),
+                inner: std::sync::Arc::downgrade(this.inner()),
             }
         }
     }
@@ -109,28 +129,31 @@ mod model {
         fn clone(&self) -> Arc<T> {
             // Relaxed, as std: a new reference can only be made from an
             // existing one, which already keeps the value alive.
-            self.inner.strong.fetch_add(1, Ordering::Relaxed);
+            self.inner().strong.fetch_add(1, Ordering::Relaxed);
             Arc {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: Some(std::sync::Arc::clone(self.inner())),
             }
         }
     }
 
     impl<T: LastRef> Drop for Arc<T> {
         fn drop(&mut self) {
+            let Some(inner) = &self.inner else {
+                return; // taken by `into_inner`, which did the counting
+            };
             // Release, as std: this owner's writes happen-before the clean-up.
             #[cfg(not(smol_graceful_bug = "relaxed_decrement"))]
             let order = Ordering::Release;
             // Planted bug (see tests/loom.rs): loom must catch it.
             #[cfg(smol_graceful_bug = "relaxed_decrement")]
             let order = Ordering::Relaxed;
-            if self.inner.strong.fetch_sub(1, order) != 1 {
+            if inner.strong.fetch_sub(1, order) != 1 {
                 return;
             }
             // Acquire, as std: the clean-up sees every owner's writes.
             #[cfg(not(smol_graceful_bug = "relaxed_decrement"))]
             fence(Ordering::Acquire);
-            self.inner.value.last_ref();
+            inner.value.last_ref();
         }
     }
 
@@ -143,7 +166,7 @@ mod model {
     impl<T: LastRef> Deref for Arc<T> {
         type Target = T;
         fn deref(&self) -> &T {
-            &self.inner.value
+            &self.inner().value
         }
     }
 
@@ -164,6 +187,11 @@ mod model {
             let mut n = strong.load(Ordering::Relaxed);
             loop {
                 if n == 0 {
+                    // Model only: the memory held by `inner` may be freed
+                    // by this thread when it drops `inner`, so it must come
+                    // after every owner's last use, which the decrements
+                    // (a release sequence) published.
+                    fence(Ordering::Acquire);
                     return None;
                 }
                 // Acquire on success, as std's `fetch_update(Acquire, Relaxed, ..)`.
@@ -172,7 +200,7 @@ mod model {
                     Err(actual) => n = actual,
                 }
             }
-            Some(Arc { inner })
+            Some(Arc { inner: Some(inner) })
         }
 
         pub(crate) fn strong_count(&self) -> usize {

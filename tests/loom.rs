@@ -282,3 +282,24 @@ fn child_sees_the_parent_trigger() {
         late.join().unwrap();
     });
 }
+
+/// A scope hears its ancestor's trigger while the scope between them is
+/// dropped on another thread (the middle scope's node must outlive its last
+/// handle for as long as the leaf lives), and the nodes are freed whichever
+/// thread lets go of them last.
+#[test]
+fn a_dropped_middle_scope_still_relays_the_trigger() {
+    loom::model(|| {
+        let root = Shutdown::new();
+        let middle = root.child();
+        let leaf = middle.child();
+        let dropper = thread::spawn(move || drop(middle));
+        let waiter = thread::spawn(move || {
+            block_on(leaf.triggered());
+            assert!(leaf.is_triggered());
+        });
+        root.trigger();
+        dropper.join().unwrap();
+        waiter.join().unwrap();
+    });
+}

@@ -9,6 +9,7 @@
 pub mod http;
 #[cfg(unix)]
 pub mod subprocess;
+pub mod waker;
 
 /// Runs `future` to completion on the current thread, failing the test if it
 /// takes longer than five seconds.

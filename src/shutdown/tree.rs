@@ -1,0 +1,271 @@
+//! The scope tree behind [`Shutdown`](super::Shutdown): which scopes hear
+//! whose trigger.
+//!
+//! Every scope is a [`Node`]. A child holds its parent strongly; a parent
+//! holds its children weakly, each in a numbered slot of a free-list slab.
+//! A trigger walks the subtree below the node with an explicit stack,
+//! recording the reason in each node and closing each node's channel (made
+//! only once somebody waits). A node that dies frees its slot in its parent,
+//! and unlinks the ancestors that die with it, in a loop.
+//!
+//! # Invariants
+//!
+//! 1. Strong references point only upward (child to parent). No cycle can
+//!    keep a node alive, and a live node keeps its whole ancestry alive: a
+//!    scope whose handles were all dropped still relays its ancestors'
+//!    triggers to its live descendants.
+//! 2. A node's slot in its parent's `children` holds its `Weak` from the
+//!    node's creation (under the parent's lock, until the `Arc` is complete)
+//!    until the node's `Drop` frees it (under the parent's lock). Slots are
+//!    reused through a free list, so making a child and dropping one are
+//!    O(1) amortized however many children are alive.
+//! 3. `reason` goes from `None` to `Some` once, under the node's lock, and
+//!    `triggered` is set in the same critical section. A channel is made
+//!    only under the lock and only while `reason` is `None`, and the trigger
+//!    that sets `reason` closes the channel that exists at that moment.
+//! 4. Neither a trigger nor a drop recurses per level: the trigger walks with
+//!    a `Vec` as its stack, and a drop unlinks dying ancestors in a loop.
+//! 5. A walk also descends below nodes that were already triggered, so when
+//!    the `trigger` call that won returns, every live descendant of its node
+//!    is triggered.
+//!
+//! # Deadlock safety
+//!
+//! At most one node's lock is held at any time: `child` holds the parent's
+//! lock while it builds the child (whose lock it does not take), a walk
+//! locks one node at a time, and a drop locks only the parent whose slot it
+//! frees. No user code runs under a lock: channels are closed, wakers woken,
+//! and `Arc`s (whose last drop runs `Node::drop`) released after unlocking.
+
+use std::convert::Infallible;
+use std::sync::OnceLock;
+
+use async_channel::{Receiver, Sender};
+
+use super::Reason;
+use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
+
+/// One scope: what a `Shutdown` handle points to.
+pub(crate) struct Node {
+    /// The parent and this node's slot in it; `None` for a root, and for a
+    /// child made after its parent had triggered (it starts triggered and
+    /// needs no link). Taken only by `drop`.
+    parent: Option<Link>,
+    /// Set (in the critical section that sets `state.reason`) once
+    /// triggered: the lock-free answer of `is_triggered`.
+    triggered: AtomicBool,
+    state: Mutex<State>,
+    /// The channel that waiters watch; it never carries a message, and the
+    /// trigger closes it. Made on first need, under `state`'s lock
+    /// (invariant 3), so a scope nobody waits on costs no channel.
+    channel: OnceLock<(Sender<Infallible>, Receiver<Infallible>)>,
+}
+
+struct Link {
+    node: Arc<Node>,
+    slot: usize,
+}
+
+#[derive(Default)]
+struct State {
+    reason: Option<Reason>,
+    children: Slab,
+}
+
+/// The children's weak references, in slots reused through a free list.
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Slot>,
+    /// The first free slot, if any.
+    free: Option<usize>,
+    live: usize,
+}
+
+enum Slot {
+    Live(Weak<Node>),
+    /// A free slot, and the next free one.
+    Free(Option<usize>),
+}
+
+impl Slab {
+    fn insert(&mut self, child: Weak<Node>) -> usize {
+        self.live += 1;
+        match self.free {
+            Some(slot) => {
+                let Slot::Free(next) = std::mem::replace(&mut self.slots[slot], Slot::Live(child))
+                else {
+                    unreachable!("the free list holds only free slots")
+                };
+                self.free = next;
+                slot
+            }
+            None => {
+                self.slots.push(Slot::Live(child));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Frees `slot`, returning its `Weak` so that the caller drops it after
+    /// unlocking.
+    fn remove(&mut self, slot: usize) -> Slot {
+        let old = std::mem::replace(&mut self.slots[slot], Slot::Free(self.free));
+        debug_assert!(matches!(old, Slot::Live(_)), "slot {slot} freed twice");
+        self.free = Some(slot);
+        self.live -= 1;
+        if self.live == 0 {
+            // Forget the free list (O(slots), paid for by the pushes that
+            // made them), and give back the memory of a burst of children
+            // that is over; a few slots stay for the next child.
+            if self.slots.capacity() > 16 {
+                self.slots = Vec::new();
+            } else {
+                self.slots.clear();
+            }
+            self.free = None;
+        }
+        old
+    }
+
+    fn upgrade_into(&self, out: &mut Vec<Arc<Node>>) {
+        out.extend(self.slots.iter().filter_map(|slot| match slot {
+            Slot::Live(child) => child.upgrade(),
+            Slot::Free(_) => None,
+        }));
+    }
+}
+
+// Under loom, `sync::Arc` is a model that needs this (see `sync.rs`); the
+// unlinking is in `Drop`, which runs in both builds.
+#[cfg(loom)]
+impl crate::sync::LastRef for Node {}
+
+impl Default for Node {
+    fn default() -> Node {
+        Node::new(None)
+    }
+}
+
+impl Node {
+    fn new(parent: Option<Link>) -> Node {
+        Node {
+            parent,
+            triggered: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+            channel: OnceLock::new(),
+        }
+    }
+
+    /// A new child of `parent`; triggered at once if `parent` already is.
+    pub(crate) fn child(parent: &Arc<Node>) -> Arc<Node> {
+        let mut state = lock(&parent.state);
+        if let Some(reason) = state.reason.clone() {
+            drop(state);
+            let child = Arc::new(Node::default());
+            child.trigger_one(&reason, &mut Vec::new());
+            return child;
+        }
+        // The lock is held until `new_cyclic` has returned, so no walk can
+        // find the slot before its `Weak` can be upgraded (invariant 2).
+        Arc::new_cyclic(|weak| {
+            let slot = state.children.insert(weak.clone());
+            Node::new(Some(Link {
+                node: Arc::clone(parent),
+                slot,
+            }))
+        })
+    }
+
+    /// Triggers this node and every live descendant with `reason`.
+    ///
+    /// Returns `true` if this call triggered this node. If it already was,
+    /// its descendants were triggered by the call that did (or are being
+    /// triggered by it), and nothing is walked.
+    pub(crate) fn trigger(&self, reason: Reason) -> bool {
+        let mut stack = Vec::new();
+        if !self.trigger_one(&reason, &mut stack) {
+            return false;
+        }
+        // Invariant 4: a loop, not recursion. Each `Arc` popped here is
+        // dropped after its node's lock is released.
+        while let Some(node) = stack.pop() {
+            node.trigger_one(&reason, &mut stack);
+        }
+        true
+    }
+
+    /// Triggers this node alone and pushes its live children on `stack`
+    /// (invariant 5: even when it was already triggered). Returns `true` if
+    /// this call triggered it.
+    fn trigger_one(&self, reason: &Reason, stack: &mut Vec<Arc<Node>>) -> bool {
+        let channel = {
+            let mut state = lock(&self.state);
+            state.children.upgrade_into(stack);
+            if state.reason.is_some() {
+                return false;
+            }
+            state.reason = Some(reason.clone());
+            // Relaxed would do for the flag alone; Release pairs with the
+            // Acquire in `is_triggered`, so a thread that sees `true` and then
+            // reads anything this thread wrote before the trigger sees it.
+            self.triggered.store(true, Ordering::Release);
+            // No channel can be made from here on (invariant 3), so the one
+            // read here is the only one that can have waiters.
+            self.channel.get()
+        };
+        if let Some((_, receiver)) = channel {
+            // Outside the lock: this wakes the waiters' wakers.
+            receiver.close();
+        }
+        true
+    }
+
+    pub(crate) fn is_triggered(&self) -> bool {
+        // Acquire pairs with the Release store in `trigger_one`.
+        self.triggered.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn reason(&self) -> Option<Reason> {
+        lock(&self.state).reason.clone()
+    }
+
+    /// The channel to wait on, made if needed; `None` once triggered.
+    ///
+    /// No wakeup can be lost: the channel is made (or found) under the lock
+    /// while `reason` is `None`, so the trigger that sets `reason` later
+    /// finds it and closes it (invariant 3).
+    pub(crate) fn receiver(&self) -> Option<&Receiver<Infallible>> {
+        let state = lock(&self.state);
+        if state.reason.is_some() {
+            return None;
+        }
+        let (_, receiver) = self.channel.get_or_init(|| async_channel::bounded(1));
+        drop(state);
+        Some(receiver)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn live_children(&self) -> (usize, usize) {
+        let state = lock(&self.state);
+        (state.children.live, state.children.slots.len())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn has_channel(&self) -> bool {
+        self.channel.get().is_some()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Invariant 4: free this node's slot, and if this node held the
+        // last reference to its parent, free the parent's slot in the same
+        // loop instead of recursing through the parent's `Drop`.
+        let mut link = self.parent.take();
+        while let Some(Link { node: parent, slot }) = link {
+            let freed = lock(&parent.state).children.remove(slot);
+            drop(freed);
+            link = Arc::into_inner(parent).and_then(|mut parent| parent.parent.take());
+        }
+    }
+}
