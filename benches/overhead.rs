@@ -43,6 +43,11 @@
 //!   instead would skip the executor and measure something else.
 //! - `shutdown_trigger_1k`: trigger a shutdown that 1,000 tasks wait on,
 //!   against `CancellationToken::cancel`.
+//! - `child_drop_131k`: make a child scope and drop it while 131,071
+//!   siblings are alive, against the same with none (`child_drop`) and
+//!   against tokio-util's `child_token` with 131,071 live siblings. No
+//!   target: it shows that a child costs the same at any number of live
+//!   siblings.
 //! - `stragglers_named`: `Group::add_named` and its drop, against `add`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -920,6 +925,34 @@ fn ct_cancel_1k() -> Case {
     })
 }
 
+/// Live siblings kept while `child_drop_131k` makes and drops one more child.
+const LIVE_CHILDREN: usize = 131_071;
+
+fn child_drop() -> Case {
+    let root = Shutdown::new();
+    case("child_drop", 1, move |n| {
+        time(n, || drop(black_box(black_box(&root).child())))
+    })
+}
+
+fn child_drop_131k() -> Case {
+    let root = Shutdown::new();
+    let live: Vec<Shutdown> = (0..LIVE_CHILDREN).map(|_| root.child()).collect();
+    case("child_drop_131k", 1, move |n| {
+        let _live = &live;
+        time(n, || drop(black_box(black_box(&root).child())))
+    })
+}
+
+fn ct_child_drop_131k() -> Case {
+    let root = CancellationToken::new();
+    let live: Vec<CancellationToken> = (0..LIVE_CHILDREN).map(|_| root.child_token()).collect();
+    case("ct_child_drop_131k", 1, move |n| {
+        let _live = &live;
+        time(n, || drop(black_box(black_box(&root).child_token())))
+    })
+}
+
 fn stragglers_named() -> Case {
     let group = Group::new();
     let held = group.add().unwrap();
@@ -1016,6 +1049,11 @@ const SETS: &[Spec] = &[
         build: || vec![shutdown_trigger_1k(), ct_cancel_1k()],
     },
     Spec {
+        ours: "child_drop_131k",
+        baselines: &["child_drop", "ct_child_drop_131k"],
+        build: || vec![child_drop_131k(), child_drop(), ct_child_drop_131k()],
+    },
+    Spec {
         ours: "stragglers_named",
         baselines: &["add_drop"],
         build: || vec![stragglers_named(), add_drop()],
@@ -1048,6 +1086,8 @@ const LEGEND: &[&str] = &[
     "- taskset_join, task_await_collect, futures_unordered: one task returning a u64 \
      (100,000 per join, all values collected into a Vec)",
     "- *_1k: one trigger, until all 1,000 waiting tasks have run (setup not timed)",
+    "- child_drop*, ct_child_drop*: make one child scope (token) and drop it; \
+     *_131k: while 131,071 siblings are alive",
 ];
 
 struct Results {
