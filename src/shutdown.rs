@@ -86,6 +86,10 @@ impl Shutdown {
     /// Returns `true` if this call triggered it; if it was already triggered,
     /// the first reason stays and this returns `false`.
     ///
+    /// The trigger is logged with `log::debug!` after it is complete; a
+    /// panic while logging it (a logger, or the `Display` of the error in
+    /// [`Reason::Error`]) is caught, so this never panics.
+    ///
     /// # Examples
     ///
     /// ```
@@ -98,10 +102,13 @@ impl Shutdown {
     pub fn trigger_with(&self, reason: Reason) -> bool {
         let triggered = self.node.trigger(reason);
         if triggered {
-            log::debug!(
-                "shutdown triggered: {}",
-                self.reason().map_or_else(String::new, |r| r.to_string())
-            );
+            // The trigger is complete; neither a panicking logger nor an
+            // error whose `Display` panics may turn it into a panic here.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if let Some(reason) = self.reason() {
+                    log::debug!("shutdown triggered: {reason}");
+                }
+            }));
         }
         triggered
     }
