@@ -13,6 +13,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
@@ -79,5 +80,27 @@ fn a_stuck_logger_does_not_stop_signal_handling() {
     for round in 0..3 {
         kill_self("INT");
         assert_eq!(seen.recv_timeout(LIMIT), Ok(Signal::Int), "round {round}");
+    }
+
+    // Nor does a storm, whose records overflow the log thread's queue: 500 SIGINTs
+    // (which the kernel may merge into as few as one), then one SIGTERM. A merged
+    // SIGINT may still be pending when the SIGTERM comes, and two threads may handle
+    // them in either order, so both are awaited in any order.
+    let storm = format!(
+        "for i in $(seq 500); do kill -INT {pid}; done; kill -TERM {pid}",
+        pid = std::process::id()
+    );
+    let status = Command::new("sh")
+        .args(["-c", &storm])
+        .status()
+        .expect("run sh");
+    assert!(status.success(), "{storm}: {status}");
+    let (mut ints, mut term) = (0, false);
+    while ints == 0 || !term {
+        match seen.recv_timeout(LIMIT) {
+            Ok(Signal::Int) => ints += 1,
+            Ok(Signal::Term) if !term => term = true,
+            other => panic!("storm: {ints} SIGINTs, SIGTERM seen: {term}; then {other:?}"),
+        }
     }
 }

@@ -20,6 +20,15 @@ use smol_graceful::{Reason, Shutdown};
 /// How long a signal may take to reach the action before the test fails.
 const LIMIT: Duration = Duration::from_secs(5);
 
+/// A panic payload whose `Drop` panics too.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the panic payload fails to drop");
+    }
+}
+
 #[test]
 fn a_panicking_second_signal_action_is_called_again_on_the_third_signal() {
     let shutdown = Shutdown::new();
@@ -29,8 +38,11 @@ fn a_panicking_second_signal_action_is_called_again_on_the_third_signal() {
         .on_second_signal(move |signal| {
             calls += 1;
             let _ = seen_tx.send((calls, signal));
-            if calls == 1 {
-                panic!("the second-signal action fails");
+            match calls {
+                1 => panic!("the second-signal action fails"),
+                // A payload that panics again when it is dropped.
+                2 => std::panic::panic_any(PanicsOnDrop),
+                _ => {}
             }
         })
         .watch(&shutdown)
@@ -45,9 +57,10 @@ fn a_panicking_second_signal_action_is_called_again_on_the_third_signal() {
     kill_self("INT");
     assert_eq!(seen.recv_timeout(LIMIT), Ok((1, Signal::Int)));
     // Third signal: the watcher survived the panic and calls the action again (whose
-    // state, `calls`, survived too).
+    // state, `calls`, survived too); this time the panic's payload panics when dropped.
     kill_self("INT");
     assert_eq!(seen.recv_timeout(LIMIT), Ok((2, Signal::Int)));
+    // Fourth: still handled.
     kill_self("INT");
     assert_eq!(seen.recv_timeout(LIMIT), Ok((3, Signal::Int)));
     assert!(matches!(shutdown.reason(), Some(Reason::Signal(2))));
