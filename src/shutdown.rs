@@ -100,7 +100,7 @@ impl Shutdown {
     /// assert_eq!(shutdown.reason().unwrap().to_string(), "error: database unreachable");
     /// ```
     pub fn trigger_with(&self, reason: Reason) -> bool {
-        let triggered = self.node.trigger(reason);
+        let triggered = self.trigger_quietly(reason);
         if triggered {
             // The trigger is complete; neither a panicking logger nor an
             // error whose `Display` panics may turn it into a panic here.
@@ -111,6 +111,13 @@ impl Shutdown {
             }));
         }
         triggered
+    }
+
+    /// [`trigger_with`](Self::trigger_with) without its log line, for
+    /// callers that must not wait on a logger (the signal watcher logs on
+    /// a thread of its own).
+    pub(crate) fn trigger_quietly(&self, reason: Reason) -> bool {
+        self.node.trigger(reason)
     }
 
     /// True once the shutdown (or an ancestor) has been triggered.

@@ -280,18 +280,10 @@ impl Watch {
         let signo = signal as i32;
         self.seen = self.seen.saturating_add(1);
         if self.seen == 1 {
-            // `trigger_with` logs the trigger itself (at debug level, in
-            // place, after triggering): keep a panicking logger there from
-            // ending the watcher. That log runs only when this call
-            // triggered, so a panic means `true`.
-            let shutdown = &self.shutdown;
-            let triggered = panic::catch_unwind(AssertUnwindSafe(|| {
-                shutdown.trigger_with(Reason::Signal(signo))
-            }))
-            .unwrap_or_else(|payload| {
-                drop_payload(payload);
-                true
-            });
+            // Quietly: `trigger_with` would log in place, where a stuck
+            // logger would hold the watcher; the line below goes to the
+            // watcher's log thread instead.
+            let triggered = self.shutdown.trigger_quietly(Reason::Signal(signo));
             let text = if triggered {
                 format!("received {signal:?} (signal {signo}): shutting down; send it again to exit at once")
             } else {
