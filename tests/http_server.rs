@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::TcpListener;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::Command;
@@ -167,6 +167,30 @@ fn a_stalled_half_sent_head_gets_408_and_the_connection_closed() {
     assert!(expected.contains(&waited), "{waited:?}");
     client.assert_eof();
 
+    // The timeout bounds the whole head, not each read: trickling does not extend it.
+    let mut trickler = server.connect();
+    let mut writer = trickler.writer();
+    let sent = Instant::now();
+    let trickle = std::thread::spawn(move || {
+        // About 2.4 s of bytes, 20 ms apart: a timeout per read would never expire.
+        let head = b"GET / HTTP/1.1\r\nHost: ".iter().chain(&[b'a'; 100]);
+        for byte in head {
+            // Pacing the sender, not waiting for a result.
+            std::thread::sleep(Duration::from_millis(20));
+            if writer.write_all(&[*byte]).is_err() {
+                break;
+            }
+        }
+    });
+    let response = trickler.receive().expect("a 408 response");
+    assert_eq!(response.status, 408, "{response:?}");
+    assert!(
+        sent.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        sent.elapsed()
+    );
+    trickle.join().expect("the trickling thread");
+
     // A connection that sends nothing at all is closed at the same deadline, silently.
     let mut silent = server.connect();
     silent.assert_closed_by_server();
@@ -300,8 +324,16 @@ fn a_sigterm_at_any_moment_of_start_up_never_hangs_the_server() {
     // action kills the process; no program can prevent that), never later than the
     // first line, and the server then always exits promptly.
     for _ in 0..20 {
-        let process = Process::spawn(&mut example_command("127.0.0.1:0", None), STEP);
+        let mut process = Process::spawn(&mut example_command("127.0.0.1:0", None), STEP);
         process.signal("TERM");
+        if process.try_wait_exit(Duration::from_secs(2)).is_none() {
+            // signal-hook-registry (under async-signal) drops a signal that arrives
+            // while it installs its handler, after `sigaction` and before the handler
+            // can see its slot (the fallback it calls does nothing for `SIG_DFL`): the
+            // server neither dies nor hears it. It must then be up and hear the next.
+            process.expect_line("listening on http://");
+            process.signal("TERM");
+        }
         let (status, stdout, stderr) = process.finish(STEP);
         match status.signal() {
             Some(15) => assert!(stdout.is_empty(), "killed after {stdout:#?}"),

@@ -133,6 +133,11 @@ impl Client {
         self.reader.get_ref().local_addr().expect("local_addr")
     }
 
+    /// Another handle on the connection, to write from another thread.
+    pub fn writer(&self) -> TcpStream {
+        self.reader.get_ref().try_clone().expect("clone the stream")
+    }
+
     pub fn send(&mut self, path: &str) -> io::Result<()> {
         self.send_raw(&format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"))
     }

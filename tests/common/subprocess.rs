@@ -289,3 +289,20 @@ pub fn dev_full() -> Stdio {
         .expect("open /dev/full");
     Stdio::from(full)
 }
+
+impl Process {
+    /// Waits up to `limit` for the process to exit: its status, or `None` if it is
+    /// still running (it is left running).
+    pub fn try_wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
