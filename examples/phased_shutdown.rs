@@ -76,7 +76,7 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
     })
     .detach();
 
-    println!("serving, at most {LIMIT} requests at a time");
+    say(format_args!("serving, at most {LIMIT} requests at a time"));
     let started = Instant::now();
     loop {
         // Wait for a free slot *before* taking the next connection, so a busy
@@ -89,10 +89,10 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
         };
         start_request(permit, ex, id, &log, &load, stubborn);
     }
-    println!(
+    say(format_args!(
         "Ctrl-C (simulated) after {:.0?}: shutting down in four phases",
         started.elapsed()
-    );
+    ));
 
     let mut clean = true;
 
@@ -130,10 +130,10 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
     .await;
 
     if clean {
-        println!("clean shutdown");
+        say(format_args!("clean shutdown"));
         ExitCode::SUCCESS
     } else {
-        println!("shutdown finished with stragglers or errors");
+        say(format_args!("shutdown finished with stragglers or errors"));
         ExitCode::FAILURE
     }
 }
@@ -152,15 +152,20 @@ async fn phase<T, E: Display>(
     match set.join_timeout(deadline).await {
         Ok(Ok(results)) => {
             let took = started.elapsed();
-            println!("[{name}] done in {took:.1?}: {}", describe(&results));
+            say(format_args!(
+                "[{name}] done in {took:.1?}: {}",
+                describe(&results)
+            ));
             true
         }
         Ok(Err(error)) => {
-            println!("[{name}] failed: {error}");
+            say(format_args!("[{name}] failed: {error}"));
             false
         }
         Err(stragglers) => {
-            println!("[{name}] deadline of {deadline:?} passed: {stragglers}");
+            say(format_args!(
+                "[{name}] deadline of {deadline:?} passed: {stragglers}"
+            ));
             false
         }
     }
@@ -265,4 +270,12 @@ fn write_batches(batches: Receiver<Vec<String>>) -> io::Result<usize> {
         written += batch.len();
     }
     Ok(written)
+}
+
+/// Prints a progress line on stdout and flushes it. A write error is ignored: with
+/// stdout gone (`>/dev/full`, a pipe whose reader died) the shutdown must still run
+/// to the end, and `println!` would panic instead.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }

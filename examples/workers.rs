@@ -38,7 +38,9 @@ fn main() -> ExitCode {
     let (run_for, grace) = match (env_ms("RUN_MS"), env_ms("GRACE_MS")) {
         (Ok(run_for), Ok(grace)) => (run_for, grace.unwrap_or(Duration::from_secs(5))),
         (Err(name), _) | (_, Err(name)) => {
-            eprintln!("workers: {name} must be a number of milliseconds");
+            complain(format_args!(
+                "workers: {name} must be a number of milliseconds"
+            ));
             return ExitCode::from(2);
         }
     };
@@ -48,12 +50,15 @@ fn main() -> ExitCode {
 
 async fn run(run_for: Option<Duration>, grace: Duration, stubborn: bool) -> ExitCode {
     let shutdown = Shutdown::new();
-    // The first Ctrl-C / SIGTERM triggers `shutdown`; a second one exits at once. The
-    // watcher is detached on smol's global executor, so it lives as long as the process.
+    // The handlers go in first, before anything that can take time: until they are
+    // installed, a SIGTERM kills the process with the default action and nothing is
+    // drained. The first Ctrl-C / SIGTERM triggers `shutdown`; a second one exits at
+    // once. The watcher is detached on smol's global executor, so it lives as long as
+    // the process.
     match signal::watch(&shutdown) {
         Ok(watcher) => smol::spawn(watcher).detach(),
         Err(e) => {
-            eprintln!("workers: cannot watch signals: {e}");
+            complain(format_args!("workers: cannot watch signals: {e}"));
             return ExitCode::from(2);
         }
     }
@@ -221,8 +226,16 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
+/// Prints a line on stderr. A write error is ignored: with stderr gone (`2>/dev/full`,
+/// a log pipe whose reader died) the workers must keep working and draining, and
+/// `eprintln!` would panic instead.
+fn complain(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "{line}");
+}
+
 /// A minimal `log` backend: `[LEVEL] message` on stderr; the level comes from
-/// `RUST_LOG` (`info` by default). The library logs the signals it receives.
+/// `RUST_LOG` (`info` by default). The library logs the signals it receives. It never
+/// panics: a logger runs inside whatever code logs, here the signal watcher.
 struct StderrLogger;
 
 impl log::Log for StderrLogger {
@@ -232,7 +245,7 @@ impl log::Log for StderrLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!("[{}] {}", record.level(), record.args());
+            complain(format_args!("[{}] {}", record.level(), record.args()));
         }
     }
 

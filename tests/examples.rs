@@ -1,4 +1,4 @@
-//! The `workers` and `any_executor` examples, run as subprocesses: their exit codes and
+//! The `workers`, `any_executor` and `phased_shutdown` examples, run as subprocesses: their exit codes and
 //! what they print. (`examples/http_server.rs` has its own tests.)
 //!
 //! Every run is bounded, and a child still running when a check fails is killed.
@@ -10,12 +10,12 @@ mod common;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use common::subprocess::{Examples, Process};
+use common::subprocess::{broken_pipe, dev_full, Examples, Process};
 
 /// How long an example may run (or a step may take) before the test gives up.
 const LIMIT: Duration = Duration::from_secs(20);
 
-static EXAMPLES: Examples = Examples::new(&["workers", "any_executor"]);
+static EXAMPLES: Examples = Examples::new(&["workers", "any_executor", "phased_shutdown"]);
 
 /// The command that runs `example`.
 fn example_command(example: &str) -> Command {
@@ -182,5 +182,48 @@ fn any_executor_example_drains_tasks_from_every_runtime_and_exits_0() {
         // Each task stopped after the trigger, and before the single wait returned.
         let stopped = line(&format!("{task}: stopped after "));
         assert!(counted < stopped && stopped < all_done, "{stdout:#?}");
+    }
+}
+
+#[test]
+fn workers_example_drains_on_sigint_with_stderr_on_dev_full_or_a_broken_pipe() {
+    for (what, stderr) in [("/dev/full", dev_full()), ("a broken pipe", broken_pipe())] {
+        // Debug logging, so that the logger has something to write at every step.
+        let mut command = example_command("workers");
+        command.env_remove("RUN_MS").env("RUST_LOG", "debug");
+        let example = Process::spawn_redirected(&mut command, None, Some(stderr), LIMIT);
+        example.expect_line("running ");
+        example.signal("INT");
+        example.expect_line("shutdown: signal SIGINT");
+        let (status, rest, _) = example.finish(LIMIT);
+        assert_eq!(status.code(), Some(0), "{what}: {status}; stdout {rest:#?}");
+        assert!(
+            rest.iter().any(|l| l.starts_with("drained in ")),
+            "{what}: {rest:#?}"
+        );
+    }
+}
+
+#[test]
+fn workers_example_rejects_a_bad_run_ms_with_exit_2_even_with_stderr_on_dev_full() {
+    let mut command = example_command("workers");
+    command.env("RUN_MS", "soon");
+    let mut example = Process::spawn_redirected(&mut command, None, Some(dev_full()), LIMIT);
+    let status = example.wait_exit(LIMIT);
+    assert_eq!(status.code(), Some(2), "{status}");
+}
+
+#[test]
+fn examples_run_to_a_clean_exit_with_stdout_on_dev_full() {
+    for example in ["workers", "any_executor", "phased_shutdown"] {
+        let mut command = example_command(example);
+        command.env("RUN_MS", "200").env_remove("GRACE_MS");
+        let (status, _, stderr) =
+            Process::spawn_redirected(&mut command, Some(dev_full()), None, LIMIT).finish(LIMIT);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{example}: {status}; stderr: {stderr}"
+        );
     }
 }

@@ -11,12 +11,14 @@
 
 mod common;
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::TcpListener;
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::http::{example_command, in_flight, Client, Server, STEP};
-use common::subprocess::Process;
+use common::http::{example_binary, example_command, in_flight, Client, Server, STEP};
+use common::subprocess::{broken_pipe, dev_full, Process};
 
 /// Waits (up to [`STEP`]) for `server` to exit, checks that it did within `limit` of
 /// `signalled` and with exit code `code`, and returns its stderr.
@@ -143,4 +145,237 @@ fn a_bind_failure_exits_2_with_a_message() {
     let stderr = child.stderr();
     assert_eq!(status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains(&addr), "stderr: {stderr}");
+}
+
+/// The server on a free port with `HEADER_TIMEOUT_MS=300`.
+fn start_with_header_timeout_300ms() -> Server {
+    Server::start_command(example_command("127.0.0.1:0", None).env("HEADER_TIMEOUT_MS", "300"))
+}
+
+#[test]
+fn a_stalled_half_sent_head_gets_408_and_the_connection_closed() {
+    let server = start_with_header_timeout_300ms();
+    let mut client = server.connect();
+    let sent = Instant::now();
+    client.send_raw("GET / HTTP/1.1\r\nHost: te").expect("send");
+    let response = client.receive().expect("a 408 response");
+    let waited = sent.elapsed();
+    assert_eq!(response.status, 408, "{response:?}");
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    // The timer starts when the server starts waiting (at accept, just before the send).
+    let expected = Duration::from_millis(200)..Duration::from_secs(5);
+    assert!(expected.contains(&waited), "{waited:?}");
+    client.assert_eof();
+
+    // The timeout bounds the whole head, not each read: trickling does not extend it.
+    let mut trickler = server.connect();
+    let mut writer = trickler.writer();
+    let sent = Instant::now();
+    let trickle = std::thread::spawn(move || {
+        // About 2.4 s of bytes, 20 ms apart: a timeout per read would never expire.
+        let head = b"GET / HTTP/1.1\r\nHost: ".iter().chain(&[b'a'; 100]);
+        for byte in head {
+            // Pacing the sender, not waiting for a result.
+            std::thread::sleep(Duration::from_millis(20));
+            if writer.write_all(&[*byte]).is_err() {
+                break;
+            }
+        }
+    });
+    let response = trickler.receive().expect("a 408 response");
+    assert_eq!(response.status, 408, "{response:?}");
+    assert!(
+        sent.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        sent.elapsed()
+    );
+    trickle.join().expect("the trickling thread");
+
+    // A connection that sends nothing at all is closed at the same deadline, silently.
+    let mut silent = server.connect();
+    silent.assert_closed_by_server();
+    // And one that keeps its requests coming is served as long as it likes.
+    let mut busy = server.connect();
+    for _ in 0..3 {
+        assert_eq!(busy.get("/slow?ms=200").status, 200);
+    }
+
+    server.signal("TERM");
+    let (status, _, stderr) = server.finish(STEP);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
+
+#[test]
+fn a_half_sent_head_at_shutdown_gets_503_and_does_not_hold_up_the_drain() {
+    // The default head timeout (10 s) is longer than the grace period: only closing
+    // the half-sent request at shutdown lets the drain end well before either.
+    let server = Server::start(Some(5000));
+    let mut client = server.connect();
+    // In one write, so the server has read the half head with the first request.
+    client
+        .send_raw("GET / HTTP/1.1\r\nHost: test\r\n\r\nGET /slow?ms=1 HTTP/1.1\r\nHo")
+        .expect("send");
+    assert_eq!(client.receive().expect("the first response").status, 200);
+    server.signal("TERM");
+    let signalled = Instant::now();
+    let response = client.receive().expect("a 503 response");
+    assert_eq!(response.status, 503, "{response:?}");
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    client.assert_eof();
+    server.expect_line("drained");
+    assert_exits_soon(server, signalled, Duration::from_secs(3), 0);
+}
+
+#[test]
+fn stalled_clients_under_ulimit_n_64_do_not_starve_a_well_behaved_one() {
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", r#"ulimit -n 64 && exec "$0" "$@""#])
+        .arg(example_binary())
+        .arg("127.0.0.1:0")
+        .env_remove("GRACE_MS")
+        .env("HEADER_TIMEOUT_MS", "300");
+    let server = Server::start_command(&mut command);
+    // More stalled clients than the server has descriptors: the kernel completes
+    // every connection, and those the server cannot accept wait in its backlog.
+    let stalled: Vec<Client> = (0..70)
+        .map(|_| {
+            let mut client = server.connect();
+            client.send_raw("GET / HTTP/1.1\r\nHo").expect("send");
+            client
+        })
+        .collect();
+    let started = Instant::now();
+    let mut good = server.connect();
+    // Served once head timeouts have freed descriptors (the read timeout bounds it).
+    let response = good.get("/");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert!(started.elapsed() < STEP, "{:?}", started.elapsed());
+
+    server.signal("TERM");
+    let signalled = Instant::now();
+    let stderr = assert_exits_soon(server, signalled, Duration::from_secs(5), 0);
+    // The server did run out of descriptors: the test tested what it says.
+    assert!(stderr.contains("accept failed"), "stderr: {stderr}");
+    drop(stalled);
+}
+
+#[test]
+fn an_oversized_head_gets_its_400_even_with_more_input_behind_it() {
+    let server = Server::start(None);
+    for _ in 0..5 {
+        let mut client = server.connect();
+        // More than the server reads (8 KiB of head), so input is left unread when it
+        // closes: closing then, without care, sends RST instead of FIN.
+        let mut head = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        head.resize(9000 + 16 * 1024, b'a');
+        client.send_bytes(&head).expect("send");
+        let response = client.receive().expect("the 400");
+        assert_eq!(response.status, 400, "{response:?}");
+        assert_eq!(response.body, "bad request: request head too large\n");
+        assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+        client.assert_eof();
+        // The server reads what still comes, until we close or it has had enough.
+        let _ = client.send_raw("more of the same");
+    }
+    server.signal("TERM");
+    let (status, _, stderr) = server.finish(STEP);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
+
+#[test]
+fn a_request_pipelined_behind_the_last_one_at_shutdown_does_not_reset_its_response() {
+    let server = Server::start(None);
+    let mut client = in_flight(&server, "/slow?ms=1000");
+    server.signal("TERM");
+    server.expect_line("shutdown:");
+    // Sent while the slow request runs; the server will not read it.
+    client.send("/").expect("send");
+    let response = client.receive().expect("the slow response");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.body, "slept 1000 ms\n");
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    client.assert_eof();
+    server.expect_line("drained");
+    let (status, _, stderr) = server.finish(STEP);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
+
+#[test]
+fn a_sigterm_as_soon_as_the_first_line_is_printed_drains_and_exits_0() {
+    // The first line comes right after the handlers are installed, before the address
+    // is bound: a signal from there on is handled, however early.
+    for _ in 0..10 {
+        let process = Process::spawn(&mut example_command("127.0.0.1:0", None), STEP);
+        process.expect_line("starting (pid ");
+        process.signal("TERM");
+        let (status, stdout, stderr) = process.finish(STEP);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{status}; stdout {stdout:#?}, stderr: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_sigterm_at_any_moment_of_start_up_never_hangs_the_server() {
+    // Sent without waiting for anything: it may land before `main` runs (the default
+    // action kills the process; no program can prevent that), never later than the
+    // first line, and the server then always exits promptly.
+    for _ in 0..20 {
+        let mut process = Process::spawn(&mut example_command("127.0.0.1:0", None), STEP);
+        process.signal("TERM");
+        if process.try_wait_exit(Duration::from_secs(2)).is_none() {
+            // signal-hook-registry (under async-signal) drops a signal that arrives
+            // while it installs its handler, after `sigaction` and before the handler
+            // can see its slot (the fallback it calls does nothing for `SIG_DFL`): the
+            // server neither dies nor hears it. It must then be up and hear the next.
+            process.expect_line("listening on http://");
+            process.signal("TERM");
+        }
+        let (status, stdout, stderr) = process.finish(STEP);
+        match status.signal() {
+            Some(15) => assert!(stdout.is_empty(), "killed after {stdout:#?}"),
+            _ => assert_eq!(
+                status.code(),
+                Some(0),
+                "{status}; stdout {stdout:#?}, stderr: {stderr}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn with_stderr_on_dev_full_or_a_broken_pipe_the_server_serves_drains_and_exits_0() {
+    for (what, stderr) in [("/dev/full", dev_full()), ("a broken pipe", broken_pipe())] {
+        // Debug logging, so that every connection logs something too.
+        let mut command = example_command("127.0.0.1:0", None);
+        command.env("RUST_LOG", "debug");
+        let process = Process::spawn_redirected(&mut command, None, Some(stderr), STEP);
+        let server = Server::listening(process);
+        let mut garbage = server.connect();
+        garbage.send_raw("garbage\r\n\r\n").expect("send");
+        assert_eq!(garbage.receive().expect("a 400").status, 400, "{what}");
+        let mut client = in_flight(&server, "/slow?ms=300");
+        server.signal("TERM");
+        let signalled = Instant::now();
+        let response = client.receive().expect("the in-flight request is answered");
+        assert_eq!(response.status, 200, "{what}: {response:?}");
+        server.expect_line("drained");
+        let (status, _, _) = server.finish(STEP);
+        assert!(signalled.elapsed() < Duration::from_secs(5), "{what}");
+        assert_eq!(status.code(), Some(0), "{what}: {status}");
+    }
+}
+
+#[test]
+fn a_bad_setting_exits_2_even_with_stderr_on_dev_full() {
+    for name in ["GRACE_MS", "HEADER_TIMEOUT_MS"] {
+        let mut command = example_command("127.0.0.1:0", None);
+        command.env(name, "soon");
+        let mut child = Process::spawn_redirected(&mut command, None, Some(dev_full()), STEP);
+        let status = child.wait_exit(STEP);
+        assert_eq!(status.code(), Some(2), "{name}: {status}");
+    }
 }

@@ -4,6 +4,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
@@ -14,11 +15,19 @@ pub const STEP: Duration = Duration::from_secs(10);
 
 static EXAMPLE: Examples = Examples::new(&["http_server"]);
 
+/// The example's binary.
+pub fn example_binary() -> PathBuf {
+    EXAMPLE.binary("http_server")
+}
+
 /// The command that runs the example on `addr`, with `GRACE_MS` set to `grace_ms` (or
-/// unset).
+/// unset), and `HEADER_TIMEOUT_MS` unset.
 pub fn example_command(addr: &str, grace_ms: Option<u64>) -> Command {
-    let mut command = Command::new(EXAMPLE.binary("http_server"));
-    command.arg(addr).env_remove("GRACE_MS");
+    let mut command = Command::new(example_binary());
+    command
+        .arg(addr)
+        .env_remove("GRACE_MS")
+        .env_remove("HEADER_TIMEOUT_MS");
     if let Some(ms) = grace_ms {
         command.env("GRACE_MS", ms.to_string());
     }
@@ -35,7 +44,17 @@ pub struct Server {
 impl Server {
     /// Starts the server on a free port and waits for its `listening on` line.
     pub fn start(grace_ms: Option<u64>) -> Server {
-        let process = Process::spawn(&mut example_command("127.0.0.1:0", grace_ms), STEP);
+        Server::start_command(&mut example_command("127.0.0.1:0", grace_ms))
+    }
+
+    /// Starts `command` (which must make the server listen on a free port) and waits
+    /// for its `listening on` line.
+    pub fn start_command(command: &mut Command) -> Server {
+        Server::listening(Process::spawn(command, STEP))
+    }
+
+    /// Waits for `process`, a started server, to print its `listening on` line.
+    pub fn listening(process: Process) -> Server {
         let line = process.expect_line("listening on http://");
         let addr = line["listening on http://".len()..]
             .parse()
@@ -114,12 +133,21 @@ impl Client {
         self.reader.get_ref().local_addr().expect("local_addr")
     }
 
+    /// Another handle on the connection, to write from another thread.
+    pub fn writer(&self) -> TcpStream {
+        self.reader.get_ref().try_clone().expect("clone the stream")
+    }
+
     pub fn send(&mut self, path: &str) -> io::Result<()> {
         self.send_raw(&format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"))
     }
 
     pub fn send_raw(&mut self, request: &str) -> io::Result<()> {
-        self.reader.get_mut().write_all(request.as_bytes())
+        self.send_bytes(request.as_bytes())
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
     }
 
     /// Reads one response; `UnexpectedEof` if the server closed without one.
@@ -196,6 +224,21 @@ impl Client {
             Ok(_) => panic!("the server sent data instead of closing"),
             Err(e) if timed_out(&e) => panic!("the server did not close the connection: {e}"),
             Err(_) => {} // reset
+        }
+    }
+
+    /// Asserts that the server ends the connection cleanly (EOF, a FIN), without
+    /// sending anything more, within the read timeout. A reset (RST, which the kernel
+    /// sends when a socket is closed with input unread) fails: a client reset while it
+    /// still sends may never read the response it was sent, and on some systems the
+    /// reset discards the response from the client's buffer.
+    pub fn assert_eof(&mut self) {
+        let mut byte = [0; 1];
+        match self.reader.read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("the server sent data instead of closing"),
+            Err(e) if timed_out(&e) => panic!("the server did not close the connection: {e}"),
+            Err(e) => panic!("the server reset the connection instead of closing it: {e}"),
         }
     }
 }

@@ -216,3 +216,93 @@ impl Drop for Process {
         }
     }
 }
+
+impl Process {
+    /// Like [`Process::spawn`], but `stdout` and `stderr` go where given (`None`: piped
+    /// and captured, as by `spawn`), and the command's `RUST_LOG` is left as it is. An
+    /// output that is not captured reads as empty: no stdout lines, an empty stderr.
+    pub fn spawn_redirected(
+        command: &mut Command,
+        stdout: Option<Stdio>,
+        stderr: Option<Stdio>,
+        step: Duration,
+    ) -> Process {
+        let (capture_stdout, capture_stderr) = (stdout.is_none(), stderr.is_none());
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(stdout.unwrap_or_else(Stdio::piped))
+            .stderr(stderr.unwrap_or_else(Stdio::piped))
+            .spawn()
+            .expect("start the child process");
+        // The senders of an output that is not captured are dropped at once: no lines.
+        let (lines, stdout) = mpsc::channel();
+        if capture_stdout {
+            let pipe = child.stdout.take().expect("piped stdout");
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if lines.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let (all, stderr) = mpsc::channel();
+        if capture_stderr {
+            let mut pipe = child.stderr.take().expect("piped stderr");
+            thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                let _ = all.send(text);
+            });
+        } else {
+            let _ = all.send(String::new());
+        }
+        Process {
+            child,
+            stdout,
+            stderr,
+            step,
+        }
+    }
+}
+
+/// A write end of a pipe whose read end is already closed: a child given it as stdout
+/// or stderr gets `EPIPE` on every write (Rust ignores `SIGPIPE`), like a program whose
+/// log reader died.
+pub fn broken_pipe() -> Stdio {
+    // `true` exits without reading its stdin; once it has, nothing reads the pipe.
+    let mut reader = Command::new("true")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run true");
+    let pipe = reader.stdin.take().expect("piped stdin");
+    let status = reader.wait().expect("wait for true");
+    assert!(status.success(), "true: {status}");
+    Stdio::from(pipe)
+}
+
+/// The full device: a child given it as stdout or stderr gets `ENOSPC` on every write.
+pub fn dev_full() -> Stdio {
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    Stdio::from(full)
+}
+
+impl Process {
+    /// Waits up to `limit` for the process to exit: its status, or `None` if it is
+    /// still running (it is left running).
+    pub fn try_wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
