@@ -50,6 +50,14 @@
 //!   its own task instead.
 //! - Under `panic = "abort"` nothing can be caught: a panicking logger or
 //!   action aborts the process.
+//! - **Install early.** A signal that arrives before [`watch`] has installed
+//!   the handlers gets the default action (the process dies): call it first
+//!   thing in `main`, before binding sockets or loading configuration. A
+//!   signal that lands *while* the handlers are being installed can be lost
+//!   in signal-hook-registry (the registry async-signal uses), whose
+//!   fallback for that window does nothing when the previous disposition
+//!   was the default: the process neither dies nor hears it (seen once in
+//!   about 250 start-ups under load). Send it again.
 //!
 //! # Examples
 //!
