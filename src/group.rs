@@ -390,6 +390,10 @@ impl Group {
 
     /// The number of live guards.
     ///
+    /// Exact at the instant it is read, also while another thread closes
+    /// the group (a closed group with no guards is `0`, never `1`); guards
+    /// added or dropped on other threads can change it right after.
+    ///
     /// # Examples
     ///
     /// ```
@@ -400,8 +404,10 @@ impl Group {
     /// ```
     pub fn len(&self) -> usize {
         let open = lock(&self.handle.open);
-        // Under the lock the group's own reference cannot come or go, so the
-        // subtraction is exact for this instant.
+        // Under the lock the group's own reference cannot come or go: `close`
+        // takes it out of `open` and out of the count in one critical section
+        // (see `release_own_reference`), so the subtraction is exact for this
+        // instant.
         Weak::strong_count(&self.handle.root) - usize::from(open.is_some())
     }
 
@@ -443,11 +449,27 @@ impl Group {
         if self.handle.closed.swap(true, Ordering::Relaxed) {
             return false;
         }
-        let own = lock(&self.handle.open).take();
-        // Dropped outside the lock: if it was the last reference, the root
-        // token's `Drop` wakes the waiters now.
-        drop(own);
+        let last = self.release_own_reference();
+        // Outside the lock: if the group's own reference was the last one,
+        // the root token's `Drop` (run here) wakes the waiters, and wakers
+        // are user code.
+        drop(last);
         true
+    }
+
+    /// Gives up the group's own reference to the root token: the first half
+    /// of closing. Returns the root token if that reference was the last one
+    /// (so the caller drops it, finishing the group, outside the lock).
+    ///
+    /// The reference leaves `open` and the count in one critical section, so
+    /// [`len`](Self::len), which reads both under the same lock, is exact at
+    /// every instant. `Arc::into_inner` decrements the count like `drop`
+    /// (same orderings) but hands the value back instead of dropping it
+    /// when it was the last reference: no `Drop`, waker or other user code
+    /// runs under the lock.
+    fn release_own_reference(&self) -> Option<impl Sized> {
+        let mut open = lock(&self.handle.open);
+        open.take().and_then(Arc::into_inner)
     }
 
     /// True once [`close`](Self::close) (or a wait) has been called.
@@ -1006,6 +1028,40 @@ mod tests {
         assert_eq!(group.len(), 2);
         drop((guard, named));
         assert_eq!(Weak::strong_count(&group.handle.root), 0);
+        assert!(group.handle.shared.is_done());
+    }
+
+    #[test]
+    fn close_uncounts_its_own_reference_under_the_lock_and_finishes_after() {
+        // The two halves of `close_slow`, with a look in between: the count
+        // is already exact when the lock is released, before the root
+        // token's `Drop` has finished the group.
+        let group = Group::new();
+        group.handle.closed.store(true, Ordering::Relaxed);
+        let last = group.release_own_reference();
+        assert!(last.is_some(), "the group's own reference was the last");
+        assert_eq!(group.len(), 0);
+        assert_eq!(group.stragglers().count(), 0);
+        assert_eq!(Weak::strong_count(&group.handle.root), 0);
+        assert!(group.add().is_err());
+        assert!(
+            !group.handle.shared.is_done(),
+            "not finished under the lock"
+        );
+        drop(last);
+        assert!(group.handle.shared.is_done());
+
+        // With a guard alive, giving up the own reference returns nothing and
+        // the guard's drop finishes the group.
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        group.handle.closed.store(true, Ordering::Relaxed);
+        assert!(group.release_own_reference().is_none());
+        assert_eq!(group.len(), 1);
+        assert!(group.release_own_reference().is_none(), "only once");
+        assert_eq!(group.len(), 1);
+        drop(guard);
+        assert_eq!(group.len(), 0);
         assert!(group.handle.shared.is_done());
     }
 

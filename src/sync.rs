@@ -14,7 +14,9 @@
 //! `std::sync::Arc`, so the value is dropped when the last model `Arc` goes,
 //! and `new_cyclic` works as in std. One difference: the model runs the
 //! clean-up hook [`LastRef::last_ref`] where std would run the value's `Drop`,
-//! so types whose `Drop` matters implement `LastRef` under loom instead.
+//! so types whose `Drop` matters implement `LastRef` under loom instead; and
+//! the model's `Arc::into_inner` returns, for the last reference, a `Last`
+//! whose drop runs that hook, standing for the value std would hand back.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +69,22 @@ mod model {
     /// Model of `std::sync::Arc`.
     pub(crate) struct Arc<T: LastRef> {
         inner: std::sync::Arc<Inner<T>>,
+        /// False once [`Arc::into_inner`] has given up this reference's
+        /// count, so that `Drop` does not give it up twice.
+        counted: bool,
+    }
+
+    /// What [`Arc::into_inner`] returns for the last reference, standing for
+    /// std's `T`: dropping it runs the clean-up hook, as dropping the `T`
+    /// that std hands back runs `T`'s `Drop`.
+    pub(crate) struct Last<T: LastRef> {
+        inner: std::sync::Arc<Inner<T>>,
+    }
+
+    impl<T: LastRef> Drop for Last<T> {
+        fn drop(&mut self) {
+            self.inner.value.last_ref();
+        }
     }
 
     /// Model of `std::sync::Weak`.
@@ -81,6 +99,7 @@ mod model {
 
         pub(crate) fn new_cyclic(make: impl FnOnce(&Weak<T>) -> T) -> Arc<T> {
             Arc {
+                counted: true,
                 inner: std::sync::Arc::new_cyclic(|inner| {
                     let weak = Weak {
                         inner: inner.clone(),
@@ -98,6 +117,38 @@ mod model {
             this.inner.strong.load(Ordering::Relaxed)
         }
 
+        /// Model of `std::sync::Arc::into_inner`: gives up this reference
+        /// like `drop`, but if it was the last one, returns the value (here a
+        /// [`Last`]) instead of cleaning up, so the caller chooses when the
+        /// clean-up runs.
+        pub(crate) fn into_inner(mut this: Arc<T>) -> Option<Last<T>> {
+            this.counted = false;
+            if !this.release() {
+                return None;
+            }
+            Some(Last {
+                inner: std::sync::Arc::clone(&this.inner),
+            })
+        }
+
+        /// Gives up this reference's count; true if it was the last one,
+        /// after the acquire fence that the clean-up needs.
+        fn release(&self) -> bool {
+            // Release, as std: this owner's writes happen-before the clean-up.
+            #[cfg(not(smol_graceful_bug = "relaxed_decrement"))]
+            let order = Ordering::Release;
+            // Planted bug (see tests/loom.rs): loom must catch it.
+            #[cfg(smol_graceful_bug = "relaxed_decrement")]
+            let order = Ordering::Relaxed;
+            if self.inner.strong.fetch_sub(1, order) != 1 {
+                return false;
+            }
+            // Acquire, as std: the clean-up sees every owner's writes.
+            #[cfg(not(smol_graceful_bug = "relaxed_decrement"))]
+            fence(Ordering::Acquire);
+            true
+        }
+
         pub(crate) fn downgrade(this: &Arc<T>) -> Weak<T> {
             Weak {
                 inner: std::sync::Arc::downgrade(&this.inner),
@@ -112,25 +163,16 @@ mod model {
             self.inner.strong.fetch_add(1, Ordering::Relaxed);
             Arc {
                 inner: std::sync::Arc::clone(&self.inner),
+                counted: true,
             }
         }
     }
 
     impl<T: LastRef> Drop for Arc<T> {
         fn drop(&mut self) {
-            // Release, as std: this owner's writes happen-before the clean-up.
-            #[cfg(not(smol_graceful_bug = "relaxed_decrement"))]
-            let order = Ordering::Release;
-            // Planted bug (see tests/loom.rs): loom must catch it.
-            #[cfg(smol_graceful_bug = "relaxed_decrement")]
-            let order = Ordering::Relaxed;
-            if self.inner.strong.fetch_sub(1, order) != 1 {
-                return;
+            if self.counted && self.release() {
+                self.inner.value.last_ref();
             }
-            // Acquire, as std: the clean-up sees every owner's writes.
-            #[cfg(not(smol_graceful_bug = "relaxed_decrement"))]
-            fence(Ordering::Acquire);
-            self.inner.value.last_ref();
         }
     }
 
@@ -172,7 +214,10 @@ mod model {
                     Err(actual) => n = actual,
                 }
             }
-            Some(Arc { inner })
+            Some(Arc {
+                inner,
+                counted: true,
+            })
         }
 
         pub(crate) fn strong_count(&self) -> usize {

@@ -441,3 +441,60 @@ fn wait_deadline_far_in_the_future_stays_pending_until_drained() {
     drop(guard);
     assert!(matches!(block_on(poll_once(wait.as_mut())), Some(Ok(()))));
 }
+
+/// `close` racing `len` on another thread: an empty group never reports a
+/// guard, before, during or after the close (it used to report the group's
+/// own reference for a moment after `close` unlocked and before it dropped
+/// that reference). Each round races one close against a thread that reads
+/// `len` until the close has returned.
+#[test]
+fn len_of_an_empty_group_is_zero_while_another_thread_closes_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+
+    const ROUNDS: usize = 20_000;
+    let barrier = Arc::new(Barrier::new(2));
+    let (groups_tx, groups_rx) = mpsc::channel::<(Group, Arc<AtomicBool>)>();
+    let reader = {
+        let barrier = Arc::clone(&barrier);
+        std::thread::spawn(move || {
+            let mut wrong = Vec::new();
+            for (group, closed) in groups_rx {
+                barrier.wait();
+                // Acquire: pairs with the Release store after `close` returned,
+                // so the last reads below come after the whole close.
+                loop {
+                    let done = closed.load(Ordering::Acquire);
+                    for len in [group.len(), group.stragglers().count()] {
+                        if len != 0 {
+                            wrong.push(len);
+                        }
+                    }
+                    if done {
+                        break;
+                    }
+                }
+            }
+            wrong
+        })
+    };
+    for _ in 0..ROUNDS {
+        let group = Group::new();
+        let closed = Arc::new(AtomicBool::new(false));
+        groups_tx
+            .send((group.clone(), Arc::clone(&closed)))
+            .unwrap();
+        barrier.wait();
+        assert!(group.close());
+        // Release: see the reader.
+        closed.store(true, Ordering::Release);
+    }
+    drop(groups_tx);
+    let wrong = reader.join().unwrap();
+    assert!(
+        wrong.is_empty(),
+        "an empty group reported live guards {} times, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+}
