@@ -485,6 +485,13 @@ impl Group {
     /// ready at once if no guard is alive; otherwise it resolves when the
     /// last guard drops. Any number of tasks may wait at the same time.
     ///
+    /// Do not wait on a group from a task that holds one of its guards
+    /// (including a future made by [`track`](Self::track) or
+    /// [`spawn`](Self::spawn) of the same group): that guard lives until the
+    /// wait returns, so the wait never resolves. Drop the guard first, or
+    /// wait from outside the group. [`wait_timeout`](Self::wait_timeout)
+    /// gives up instead, and lists that guard among the stragglers.
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future loses nothing, and calling `wait`
@@ -520,7 +527,8 @@ impl Group {
     /// gone: [`wait`](Self::wait) for plain threads.
     ///
     /// Do not call this on an executor thread that has to run the tasks you
-    /// are waiting for.
+    /// are waiting for, nor while this thread holds one of the group's
+    /// guards: either way it never returns.
     ///
     /// # Examples
     ///
@@ -547,6 +555,9 @@ impl Group {
 
     /// Closes the group and blocks the current thread until every guard is
     /// gone or `timeout` has passed, whichever comes first.
+    ///
+    /// A guard the calling thread holds is still alive when the time runs
+    /// out, so it is always among the stragglers (see [`wait`](Self::wait)).
     ///
     /// # Errors
     ///
@@ -587,6 +598,10 @@ impl Group {
     /// Closes the group and waits until every guard is gone or `timeout` has
     /// passed, whichever comes first. The clock starts at the call.
     ///
+    /// Waiting from a task that holds one of the group's guards cannot
+    /// succeed (see [`wait`](Self::wait)): that guard is still alive when the
+    /// time runs out, and is reported among the stragglers.
+    ///
     /// # Errors
     ///
     /// The [`Stragglers`] still alive when the time ran out: how many, and
@@ -619,6 +634,9 @@ impl Group {
 
     /// Closes the group and waits until every guard is gone or `deadline`
     /// has come, whichever is first. A deadline already past answers at once.
+    ///
+    /// As with [`wait_timeout`](Self::wait_timeout), a guard held by the
+    /// waiting task itself is always among the stragglers.
     ///
     /// # Errors
     ///

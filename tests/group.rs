@@ -498,3 +498,47 @@ fn len_of_an_empty_group_is_zero_while_another_thread_closes_it() {
         &wrong[..wrong.len().min(5)]
     );
 }
+
+/// A task that holds one of the group's guards and waits on that group
+/// waits for itself: `wait` stays pending for as long as the task lives.
+#[test]
+fn waiting_on_its_own_group_from_a_tracked_task_never_resolves() {
+    let group = Group::new();
+    let mut task = pin!(group
+        .track({
+            let group = group.clone();
+            async move { group.wait().await }
+        })
+        .unwrap());
+    for _ in 0..3 {
+        assert!(block_on(poll_once(task.as_mut())).is_none());
+    }
+    assert!(group.is_closed());
+    assert_eq!(group.len(), 1, "the task's own guard");
+}
+
+/// ... and `wait_timeout` from such a task reports its own guard.
+#[cfg(feature = "smol")]
+#[test]
+fn wait_timeout_from_a_guard_holder_reports_that_guard() {
+    let group = Group::new();
+    let own = group.add_named("waits on its own group").unwrap();
+    let stragglers = run_bounded(async {
+        let _own = &own;
+        group.wait_timeout(Duration::from_millis(1)).await
+    })
+    .unwrap_err();
+    assert_eq!(stragglers.count(), 1);
+    assert_eq!(stragglers.names(), ["waits on its own group"]);
+    drop(own);
+    assert!(group.is_empty());
+
+    // Blocking, the same.
+    let group = Group::new();
+    let own = group.add_named("blocks on its own group").unwrap();
+    let stragglers = group
+        .wait_blocking_timeout(Duration::from_millis(1))
+        .unwrap_err();
+    assert_eq!(stragglers.names(), ["blocks on its own group"]);
+    drop(own);
+}
