@@ -1104,6 +1104,47 @@ mod tests {
     }
 
     #[test]
+    fn a_waker_woken_by_close_can_use_the_group() {
+        // A waiter registers while a close is under way (its `close` call
+        // lost the swap), then the winning close finishes the group and wakes
+        // it. The waker re-enters the group: it would deadlock if the wake
+        // ran under `open`'s lock.
+        struct Reenter {
+            group: Group,
+            seen: std::sync::mpsc::Sender<(usize, usize, bool)>,
+        }
+        impl std::task::Wake for Reenter {
+            fn wake(self: std::sync::Arc<Self>) {
+                let group = &self.group;
+                let _ =
+                    self.seen
+                        .send((group.len(), group.stragglers().count(), group.add().is_ok()));
+            }
+        }
+        let (seen, woken) = std::sync::mpsc::channel();
+        let closer = std::thread::spawn(move || {
+            let group = Group::new();
+            let waker = Waker::from(std::sync::Arc::new(Reenter {
+                group: group.clone(),
+                seen,
+            }));
+            group.handle.closed.store(true, Ordering::Relaxed);
+            let mut wait = group.wait();
+            let mut cx = Context::from_waker(&waker);
+            assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+            // The close that won the swap, from its start.
+            group.handle.closed.store(false, Ordering::Relaxed);
+            assert!(group.close());
+            assert!(Pin::new(&mut wait).poll(&mut cx).is_ready());
+        });
+        let seen = woken
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("woken, without a deadlock");
+        assert_eq!(seen, (0, 0, false));
+        closer.join().unwrap();
+    }
+
+    #[test]
     fn closing_an_empty_group_finishes_it_and_a_late_add_cannot_revive_it() {
         let group = Group::new();
         assert!(!group.handle.shared.is_done());
