@@ -253,14 +253,17 @@ impl Shared {
             let mut waiters = lock(&self.waiters);
             (waiters.first.take(), waiters.listening)
         };
-        if let Some(waker) = first {
-            waker.wake();
-        }
         if listening {
             // `notify` starts with a full fence, so a waiter that registered
             // its listener before this point is woken, and one that registers
             // after it sees `done == true` on its re-check.
             self.event.notify(usize::MAX);
+        }
+        // Last: a waker is executor code and may panic; the listeners have
+        // been notified by then, so the panic costs no other waiter its
+        // wakeup.
+        if let Some(waker) = first {
+            waker.wake();
         }
     }
 
@@ -1142,6 +1145,47 @@ mod tests {
             .expect("woken, without a deadlock");
         assert_eq!(seen, (0, 0, false));
         closer.join().unwrap();
+    }
+
+    #[test]
+    fn a_panicking_first_waker_does_not_stop_the_other_waiters_waking() {
+        // The first async waiter's waker panics when woken (a broken
+        // executor); the last guard's drop unwinds, but a blocking waiter
+        // listening on the event must still return.
+        struct Panics;
+        impl std::task::Wake for Panics {
+            fn wake(self: std::sync::Arc<Self>) {
+                panic!("waker panics");
+            }
+        }
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut first = group.wait();
+        let waker = Waker::from(std::sync::Arc::new(Panics));
+        assert!(Pin::new(&mut first)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        let (returned, blocking_returned) = std::sync::mpsc::channel();
+        let blocking = {
+            let group = group.clone();
+            std::thread::spawn(move || {
+                group.wait_blocking();
+                returned.send(()).unwrap();
+            })
+        };
+        // The blocking waiter marks `listening` before it blocks.
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !lock(&group.handle.shared.waiters).listening {
+            assert!(std::time::Instant::now() < give_up, "never listened");
+            std::thread::yield_now();
+        }
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(guard)));
+        assert!(dropped.is_err(), "the waker's panic reaches the dropper");
+        blocking_returned
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the blocking waiter was woken");
+        blocking.join().unwrap();
+        assert!(group.is_empty());
     }
 
     #[test]
