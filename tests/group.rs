@@ -441,3 +441,105 @@ fn wait_deadline_far_in_the_future_stays_pending_until_drained() {
     drop(guard);
     assert!(matches!(block_on(poll_once(wait.as_mut())), Some(Ok(()))));
 }
+
+/// `close` racing `len` on another thread: an empty group never reports a
+/// guard, before, during or after the close (it used to report the group's
+/// own reference for a moment after `close` unlocked and before it dropped
+/// that reference). Each round races one close against a thread that reads
+/// `len` until the close has returned.
+#[test]
+fn len_of_an_empty_group_is_zero_while_another_thread_closes_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+
+    // Miri runs this file too, a few thousand times slower.
+    const ROUNDS: usize = if cfg!(miri) { 20 } else { 20_000 };
+    let barrier = Arc::new(Barrier::new(2));
+    let (groups_tx, groups_rx) = mpsc::channel::<(Group, Arc<AtomicBool>)>();
+    let reader = {
+        let barrier = Arc::clone(&barrier);
+        std::thread::spawn(move || {
+            let mut wrong = Vec::new();
+            for (group, closed) in groups_rx {
+                barrier.wait();
+                // Acquire: pairs with the Release store after `close` returned,
+                // so the last reads below come after the whole close.
+                loop {
+                    let done = closed.load(Ordering::Acquire);
+                    for len in [group.len(), group.stragglers().count()] {
+                        if len != 0 {
+                            wrong.push(len);
+                        }
+                    }
+                    if done {
+                        break;
+                    }
+                }
+            }
+            wrong
+        })
+    };
+    for _ in 0..ROUNDS {
+        let group = Group::new();
+        let closed = Arc::new(AtomicBool::new(false));
+        groups_tx
+            .send((group.clone(), Arc::clone(&closed)))
+            .unwrap();
+        barrier.wait();
+        assert!(group.close());
+        // Release: see the reader.
+        closed.store(true, Ordering::Release);
+    }
+    drop(groups_tx);
+    let wrong = reader.join().unwrap();
+    assert!(
+        wrong.is_empty(),
+        "an empty group reported live guards {} times, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+}
+
+/// A task that holds one of the group's guards and waits on that group
+/// waits for itself: `wait` stays pending for as long as the task lives.
+#[test]
+fn waiting_on_its_own_group_from_a_tracked_task_never_resolves() {
+    let group = Group::new();
+    let mut task = pin!(group
+        .track({
+            let group = group.clone();
+            async move { group.wait().await }
+        })
+        .unwrap());
+    for _ in 0..3 {
+        assert!(block_on(poll_once(task.as_mut())).is_none());
+    }
+    assert!(group.is_closed());
+    assert_eq!(group.len(), 1, "the task's own guard");
+}
+
+/// ... and `wait_timeout` from such a task reports its own guard.
+#[cfg(feature = "smol")]
+#[test]
+fn wait_timeout_from_a_guard_holder_reports_that_guard() {
+    let group = Group::new();
+    let own = group.add_named("waits on its own group").unwrap();
+    let stragglers = run_bounded(async {
+        let _own = &own;
+        group.wait_timeout(Duration::from_millis(1)).await
+    })
+    .unwrap_err();
+    assert_eq!(stragglers.count(), 1);
+    assert_eq!(stragglers.names(), ["waits on its own group"]);
+    drop(own);
+    assert!(group.is_empty());
+
+    // Blocking, the same.
+    let group = Group::new();
+    let own = group.add_named("blocks on its own group").unwrap();
+    let stragglers = group
+        .wait_blocking_timeout(Duration::from_millis(1))
+        .unwrap_err();
+    assert_eq!(stragglers.names(), ["blocks on its own group"]);
+    drop(own);
+}

@@ -303,3 +303,26 @@ fn a_dropped_middle_scope_still_relays_the_trigger() {
         waiter.join().unwrap();
     });
 }
+
+/// `len` racing `close`: on an empty group it is 0 at every instant, and
+/// with one guard alive it is 1 (the group's own reference leaves `open` and
+/// the count in one critical section); a waiter still wakes.
+#[test]
+fn len_racing_close_is_exact() {
+    for guards in 0..2 {
+        loom::model(move || {
+            let group = Group::new();
+            let held: Vec<_> = (0..guards).map(|_| group.add().unwrap()).collect();
+            let reader = {
+                let group = group.clone();
+                thread::spawn(move || (group.len(), group.stragglers().count()))
+            };
+            assert!(group.close());
+            assert_eq!(reader.join().unwrap(), (guards, guards));
+            assert_eq!(group.len(), guards);
+            drop(held);
+            block_on(group.wait());
+            assert!(group.is_empty());
+        });
+    }
+}

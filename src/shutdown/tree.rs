@@ -265,7 +265,23 @@ impl Drop for Node {
         while let Some(Link { node: parent, slot }) = link {
             let freed = lock(&parent.state).children.remove(slot);
             drop(freed);
-            link = Arc::into_inner(parent).and_then(|mut parent| parent.parent.take());
+            link = parent_link_if_last(parent);
         }
     }
+}
+
+/// The parent's own link, if `node` was the last reference to it: the
+/// caller unlinks it in its loop, and the parent is dropped without it (no
+/// recursion through `Node::drop`).
+#[cfg(not(loom))]
+fn parent_link_if_last(node: Arc<Node>) -> Option<Link> {
+    Arc::into_inner(node).and_then(|mut node| node.parent.take())
+}
+
+/// Under loom the model's `Arc` frees a node through std's `Arc` (which
+/// runs `Node::drop`, recursing once per level); model chains are short.
+#[cfg(loom)]
+fn parent_link_if_last(node: Arc<Node>) -> Option<Link> {
+    drop(node);
+    None
 }

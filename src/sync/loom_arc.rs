@@ -9,7 +9,9 @@
 //! value is dropped when the last model `Arc` goes, and `new_cyclic` works
 //! as in std. One difference: the model runs the clean-up hook
 //! [`LastRef::last_ref`] where std would run the value's `Drop`, so types
-//! whose `Drop` matters implement `LastRef` under loom instead.
+//! whose `Drop` matters implement `LastRef` under loom instead; and the
+//! model's `Arc::into_inner` returns, for the last reference, a [`Last`]
+//! whose drop runs that hook, standing for the value std would hand back.
 
 use std::ops::Deref;
 
@@ -34,9 +36,23 @@ struct Inner<T> {
 
 /// Model of `std::sync::Arc`.
 pub(crate) struct Arc<T: LastRef> {
-    /// `None` only inside `into_inner`, which takes it so that `Drop`
-    /// does not count this reference twice.
-    inner: Option<std::sync::Arc<Inner<T>>>,
+    inner: std::sync::Arc<Inner<T>>,
+    /// False once [`Arc::into_inner`] has given up this reference's
+    /// count, so that `Drop` does not give it up twice.
+    counted: bool,
+}
+
+/// What [`Arc::into_inner`] returns for the last reference, standing for
+/// std's `T`: dropping it runs the clean-up hook, as dropping the `T`
+/// that std hands back runs `T`'s `Drop`.
+pub(crate) struct Last<T: LastRef> {
+    inner: std::sync::Arc<Inner<T>>,
+}
+
+impl<T: LastRef> Drop for Last<T> {
+    fn drop(&mut self) {
+        self.inner.value.last_ref();
+    }
 }
 
 /// Model of `std::sync::Weak`.
@@ -51,7 +67,8 @@ impl<T: LastRef> Arc<T> {
 
     pub(crate) fn new_cyclic(make: impl FnOnce(&Weak<T>) -> T) -> Arc<T> {
         Arc {
-            inner: Some(std::sync::Arc::new_cyclic(|inner| {
+            counted: true,
+            inner: std::sync::Arc::new_cyclic(|inner| {
                 let weak = Weak {
                     inner: inner.clone(),
                 };
@@ -60,55 +77,27 @@ impl<T: LastRef> Arc<T> {
                     value: make(&weak),
                     _leak_check: loom::sync::Arc::new(()),
                 }
-            })),
+            }),
         }
     }
 
-    fn inner(&self) -> &std::sync::Arc<Inner<T>> {
-        self.inner.as_ref().expect("taken only by into_inner")
-    }
-
-    /// Model of `std::sync::Arc::into_inner`: the value if this was the
-    /// last strong reference. One difference: if another thread holds
-    /// the memory for a moment (a failed `upgrade`), that thread drops
-    /// the value instead and this returns `None`.
-    pub(crate) fn into_inner(mut this: Arc<T>) -> Option<T> {
-        let inner = this.inner.take()?;
-        if inner.strong.fetch_sub(1, Ordering::Release) != 1 {
+    /// Model of `std::sync::Arc::into_inner`: gives up this reference
+    /// like `drop`, but if it was the last one, returns the value (here a
+    /// [`Last`]) instead of cleaning up, so the caller chooses when the
+    /// clean-up runs.
+    pub(crate) fn into_inner(mut this: Arc<T>) -> Option<Last<T>> {
+        this.counted = false;
+        if !this.release() {
             return None;
         }
-        fence(Ordering::Acquire);
-        inner.value.last_ref();
-        std::sync::Arc::into_inner(inner).map(|inner| inner.value)
+        Some(Last {
+            inner: std::sync::Arc::clone(&this.inner),
+        })
     }
 
-    pub(crate) fn strong_count(this: &Arc<T>) -> usize {
-        this.inner().strong.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn downgrade(this: &Arc<T>) -> Weak<T> {
-        Weak {
-            inner: std::sync::Arc::downgrade(this.inner()),
-        }
-    }
-}
-
-impl<T: LastRef> Clone for Arc<T> {
-    fn clone(&self) -> Arc<T> {
-        // Relaxed, as std: a new reference can only be made from an
-        // existing one, which already keeps the value alive.
-        self.inner().strong.fetch_add(1, Ordering::Relaxed);
-        Arc {
-            inner: Some(std::sync::Arc::clone(self.inner())),
-        }
-    }
-}
-
-impl<T: LastRef> Drop for Arc<T> {
-    fn drop(&mut self) {
-        let Some(inner) = &self.inner else {
-            return; // taken by `into_inner`, which did the counting
-        };
+    /// Gives up this reference's count; true if it was the last one,
+    /// after the acquire fence that the clean-up needs.
+    fn release(&self) -> bool {
         // Planted bug (see tests/loom.rs): a relaxed decrement and no
         // fence, which loom must catch.
         let planted = cfg!(smol_graceful_bug = "relaxed_decrement");
@@ -118,14 +107,44 @@ impl<T: LastRef> Drop for Arc<T> {
         } else {
             Ordering::Release
         };
-        if inner.strong.fetch_sub(1, order) != 1 {
-            return;
+        if self.inner.strong.fetch_sub(1, order) != 1 {
+            return false;
         }
         // Acquire, as std: the clean-up sees every owner's writes.
         if !planted {
             fence(Ordering::Acquire);
         }
-        inner.value.last_ref();
+        true
+    }
+
+    pub(crate) fn strong_count(this: &Arc<T>) -> usize {
+        this.inner.strong.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn downgrade(this: &Arc<T>) -> Weak<T> {
+        Weak {
+            inner: std::sync::Arc::downgrade(&this.inner),
+        }
+    }
+}
+
+impl<T: LastRef> Clone for Arc<T> {
+    fn clone(&self) -> Arc<T> {
+        // Relaxed, as std: a new reference can only be made from an
+        // existing one, which already keeps the value alive.
+        self.inner.strong.fetch_add(1, Ordering::Relaxed);
+        Arc {
+            inner: std::sync::Arc::clone(&self.inner),
+            counted: true,
+        }
+    }
+}
+
+impl<T: LastRef> Drop for Arc<T> {
+    fn drop(&mut self) {
+        if self.counted && self.release() {
+            self.inner.value.last_ref();
+        }
     }
 }
 
@@ -138,7 +157,7 @@ impl<T: LastRef + Default> Default for Arc<T> {
 impl<T: LastRef> Deref for Arc<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.inner().value
+        &self.inner.value
     }
 }
 
@@ -172,7 +191,10 @@ impl<T: LastRef> Weak<T> {
                 Err(actual) => n = actual,
             }
         }
-        Some(Arc { inner: Some(inner) })
+        Some(Arc {
+            inner,
+            counted: true,
+        })
     }
 
     pub(crate) fn strong_count(&self) -> usize {
