@@ -973,7 +973,9 @@ impl<T, E> Drop for TaskSet<T, E> {
     /// join should stop.
     fn drop(&mut self) {
         if !self.joined {
-            self.shared.shutdown.trigger();
+            // The trigger takes effect before it logs; a panicking logger
+            // must not turn a drop during unwinding into an abort.
+            user_code(|| self.shared.shutdown.trigger());
         }
     }
 }

@@ -236,3 +236,78 @@ fn a_panicking_logger_does_not_break_the_set() {
         "fetch failed: refused"
     );
 }
+
+#[test]
+fn many_failures_with_a_panicking_display_still_join() {
+    install_logger();
+    let ex = Executor::new();
+    let mut set = TaskSet::<(), Bad>::new().with_limit(64);
+    run_bounded(ex.run(async {
+        for _ in 0..2_000 {
+            set.spawn(&ex, async { Err(BAD) }).await.unwrap();
+        }
+        assert_eq!(set.join().await.unwrap_err().task(), "task #0");
+    }));
+}
+
+#[test]
+fn dropping_an_unjoined_set_whose_values_panic_on_drop_does_not_panic() {
+    install_logger();
+    let set = TaskSet::<Bomb, Bad>::new();
+    let ok = run_bounded(set.track(async { Ok(Bomb) })).unwrap();
+    let failed = run_bounded(set.track(async {
+        Err(Bad {
+            panic_on_drop: true,
+        })
+    }))
+    .unwrap();
+    block_on(ok);
+    block_on(failed);
+    drop(set); // holds a `Bomb` result and a first error whose drop panics
+}
+
+#[test]
+fn concurrent_failures_with_a_panicking_display_on_many_threads_still_join() {
+    install_logger();
+    let ex = Executor::new();
+    let mut set = TaskSet::<u32, Bad>::new();
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    std::thread::scope(|scope| {
+        // Dropped at the end, or while a failed assertion unwinds: either way
+        // the executor threads stop, so a failure cannot hang the scope.
+        let _stop = stop;
+        for _ in 0..3 {
+            let stopped = stopped.clone();
+            let ex = &ex;
+            scope.spawn(move || block_on(ex.run(stopped.recv())));
+        }
+        run_bounded(async {
+            for i in 0..1_000 {
+                let shutdown = set.shutdown().clone();
+                set.spawn(&ex, async move {
+                    if i % 2 == 0 {
+                        Err(BAD)
+                    } else {
+                        shutdown.triggered().await;
+                        Ok(i)
+                    }
+                })
+                .await
+                .unwrap();
+            }
+            let error = set.join().await.unwrap_err();
+            assert!(error.task().starts_with("task #"), "{error:?}");
+        });
+    });
+}
+
+#[test]
+fn dropping_an_unjoined_set_with_a_panicking_logger_does_not_panic() {
+    install_logger();
+    let set = TaskSet::<(), String>::new();
+    let shutdown = set.shutdown().clone();
+    LOGGER_PANICS.with(|p| p.set(true));
+    drop(set);
+    LOGGER_PANICS.with(|p| p.set(false));
+    assert!(shutdown.is_triggered());
+}
