@@ -90,7 +90,8 @@ pub use shutdown::{Reason, RunUntilTriggered, Shutdown, Triggered};
 pub use stragglers::{Straggler, Stragglers};
 #[cfg(feature = "smol")]
 pub use task_set::{
-    Join, JoinTimeout, Permit, Reserve, TaskError, TaskSet, TrackedTask, TrySpawnError,
+    Join, JoinTimeout, Permit, Reserve, Spawn, SpawnBlocking, TaskError, TaskSet, TaskSetClosed,
+    Track, TrackedTask, TrySpawnError,
 };
 
 #[cfg(doctest)]

@@ -7,8 +7,9 @@
 //! A set is a [`Group`] (who is still running), a [`Shutdown`] (tells the
 //! siblings to stop), an optional [`Semaphore`] (the limit) and one
 //! mutex-protected table of outcomes indexed by spawn order. Each running
-//! task owns a `Slot`: its index, an (anonymous, so one atomic add) guard of
-//! the group and, in a limited set, a semaphore permit. While the task runs,
+//! task owns a `Slot`: its index, an anonymous guard of the group (taking
+//! one is a `Weak::upgrade`, a compare-and-swap loop, plus a load; no lock
+//! and no allocation) and, in a limited set, a semaphore permit. While the task runs,
 //! its table entry holds its name, birth time and spawn site, which is what
 //! [`TaskSet::stragglers`] reports; names are only formatted (`task #i`)
 //! when a report or an error needs them. When the task ends, the slot records
@@ -17,6 +18,24 @@
 //! counts more tasks than the limit allows. A slot dropped before its task
 //! ended (the future was dropped, its executor went away) records a
 //! cancellation in the same way.
+//!
+//! Every way to start a task is a plain `#[track_caller]` fn that reads
+//! `Location::caller()` at the call and hands it to the future it returns
+//! ([`Spawn`], [`Track`], [`SpawnBlocking`]): an `async fn` would record a
+//! line of this file instead.
+//!
+//! # Invariants
+//!
+//! 1. `State::failed` is set and `State::first_error` stored by the same
+//!    `Shared::fail` call, before the failing task's guard drops, with
+//!    nothing in between that can panic: user code there (the error's
+//!    `Display`) runs under `user_code`. So once the group is drained, a
+//!    table entry that is not `Succeeded` implies a stored first error.
+//! 2. User code the set runs on its own (the `Display` and `Drop` of the
+//!    error type, the `Drop` of results and panic payloads, the logger) runs
+//!    under `user_code`, outside the table's lock, so a panic there cannot
+//!    stop the set from recording an outcome, triggering its shutdown or
+//!    answering `join`.
 //!
 //! There are no atomics in this file: the table is behind a mutex, and the
 //! group's own orderings (see `group.rs`) make every recorded outcome
@@ -73,11 +92,18 @@ use crate::sync::{lock, Arc, Mutex};
 ///   any task: each one sees [`Shutdown::triggered`] (or wraps its work in
 ///   [`Shutdown::run_until_triggered`]) and returns, as in Go where
 ///   goroutines watch `ctx.Done()`. The set waits for all of them.
-/// - **Joining.** [`join`](Self::join) closes the set (later spawns return
-///   [`Closed`]), waits until every task has ended, then returns the first
-///   failure, or every `T` in spawn order. [`join_timeout`](Self::join_timeout)
-///   gives up after a deadline and names the [`Stragglers`], blocking
-///   threads included. Both are cancel-safe: drop one and join again later.
+/// - **Joining.** [`join`](Self::join) closes the set at the call (later
+///   spawns return [`TaskSetClosed`]), waits until every task has ended, then
+///   returns the first failure, or every `T` in spawn order.
+///   [`join_timeout`](Self::join_timeout) gives up after a deadline and names
+///   the [`Stragglers`], blocking threads included. Both are cancel-safe:
+///   drop one and join again later.
+/// - **The set's shutdown ends with it.** When `join` (or `join_timeout`)
+///   returns the outcome, it triggers the set's shutdown, with
+///   [`Reason::Requested`] unless a failure triggered it first: as Go's
+///   `WithContext` cancels its context the first time `Wait` returns,
+///   anything still watching the set's shutdown (a helper given a
+///   [`child`](Shutdown::child) of it, say) stops with the set.
 /// - **Bounded concurrency.** With [`with_limit(n)`](Self::with_limit), at
 ///   most `n` tasks (async and blocking alike) run at once.
 ///   [`spawn`](Self::spawn) and [`reserve`](Self::reserve) wait for a free
@@ -99,6 +125,13 @@ use crate::sync::{lock, Arc, Mutex};
 /// The error type needs only [`Display`](fmt::Display) (to write the
 /// shutdown's reason), so `std::io::Error`, `String`, `&str` and
 /// `anyhow::Error` all work.
+///
+/// User code the set runs on its own may panic without breaking it: if the
+/// error's `Display` panics, the shutdown's reason says so
+/// (`"loader failed (its error's Display panicked)"`) and `join` still
+/// returns the error, named by its task; a panicking `Drop` of a result, an
+/// error or a panic payload, or a panicking logger, is caught and ignored
+/// (the panic hook has reported it).
 ///
 /// # Examples
 ///
@@ -155,7 +188,9 @@ use crate::sync::{lock, Arc, Mutex};
 /// # Compared with its peers
 ///
 /// - Go's `errgroup`: [`new`](Self::new) / [`with_parent`](Self::with_parent)
-///   are `WithContext` (the set's [`Shutdown`] is the context),
+///   are `WithContext` (the set's [`Shutdown`] is the context, triggered by
+///   the first failure or when `join` returns, as the context is cancelled
+///   by the first error or when `Wait` returns),
 ///   [`spawn`](Self::spawn) is `Go`, [`with_limit`](Self::with_limit) and
 ///   [`try_spawn`](Self::try_spawn) are `SetLimit` and `TryGo`. `join` also
 ///   returns every result in spawn order, a panic becomes an error that names
@@ -200,6 +235,18 @@ struct State<T, E> {
     /// written in between, outside the lock, because that runs user code)
     /// and before the failing task's guard drops. Taken by `join`.
     first_error: Option<TaskError<E>>,
+}
+
+impl<T, E> Drop for State<T, E> {
+    /// Drops what a set that was never joined still holds, one value at a
+    /// time, so that a panicking `Drop` of one leaves the others dropped and
+    /// the panic inside (invariant 2).
+    fn drop(&mut self) {
+        for outcome in self.outcomes.drain(..) {
+            drop_quietly(outcome);
+        }
+        drop_quietly(self.first_error.take());
+    }
 }
 
 /// One task's entry in a set's table.
@@ -257,12 +304,25 @@ impl<T, E> Shared<T, E> {
     fn fail(&self, error: TaskError<E>, describe: fn(&TaskError<E>) -> String) {
         let first = !std::mem::replace(&mut lock(&self.state).failed, true);
         if first {
-            // `describe` may run the user's `Display`: not under the lock.
-            let message = describe(&error);
+            // `describe` may run the user's `Display`: not under the lock,
+            // and caught, so the error is stored whatever it does (invariant 1).
+            let message = user_code(|| describe(&error)).unwrap_or_else(|| {
+                format!(
+                    "{} (its error's Display panicked)",
+                    error.describe_without_error()
+                )
+            });
             lock(&self.state).first_error = Some(error);
-            self.shutdown.trigger_with(Reason::error(message));
-        } else if log::log_enabled!(log::Level::Debug) {
-            log::debug!("{} (after the first failure; dropped)", describe(&error));
+            // The trigger takes effect before it logs: a panicking logger
+            // cannot keep the siblings from hearing it.
+            user_code(|| self.shutdown.trigger_with(Reason::error(message)));
+        } else {
+            user_code(|| {
+                if log::log_enabled!(log::Level::Debug) {
+                    log::debug!("{} (after the first failure; dropped)", describe(&error));
+                }
+            });
+            drop_quietly(error);
         }
     }
 }
@@ -457,8 +517,9 @@ impl<T, E> TaskSet<T, E> {
     ///
     /// # Errors
     ///
-    /// [`Closed`] once the set has been joined (or
-    /// [`join_timeout`](Self::join_timeout) was called).
+    /// [`TaskSetClosed`] once [`join`](Self::join) or
+    /// [`join_timeout`](Self::join_timeout) has been called, even if that
+    /// join future was dropped before it finished: the set closes at the call.
     ///
     /// # Cancel safety
     ///
@@ -503,7 +564,9 @@ impl<T, E> TaskSet<T, E> {
     /// # Errors
     ///
     /// [`TrySpawnError::Full`] if the set is at its limit,
-    /// [`TrySpawnError::Closed`] once it has been joined.
+    /// [`TrySpawnError::Closed`] once [`join`](Self::join) or
+    /// [`join_timeout`](Self::join_timeout) has been called (even if that
+    /// join future was dropped).
     ///
     /// # Examples
     ///
@@ -539,10 +602,16 @@ impl<T, E> TaskSet<T, E> {
     /// Closes the set, waits until every task has ended, and returns the
     /// first failure or every result in spawn order.
     ///
-    /// Closing comes first, at the call: a spawn after it returns [`Closed`].
+    /// Closing comes first, at the call: a spawn after it returns
+    /// [`TaskSetClosed`], even if this future is dropped unpolled.
     /// "First" means first to end: see the [type docs](Self). Tasks are not
     /// told to stop: if nothing failed, `join` waits for them to finish on
     /// their own; trigger [`shutdown`](Self::shutdown) first to stop them.
+    ///
+    /// When it returns, `join` triggers the set's [`shutdown`](Self::shutdown)
+    /// with [`Reason::Requested`] (a failure that triggered it first keeps its
+    /// [`Reason::Error`]), as errgroup's `Wait` cancels the context of
+    /// `WithContext`: whatever still watches the set's shutdown stops too.
     ///
     /// # Errors
     ///
@@ -589,15 +658,22 @@ impl<T, E> TaskSet<T, E> {
     /// [`join`](Self::join) with a deadline: gives up after `timeout` and
     /// names the tasks still running. The clock starts at the call.
     ///
-    /// The set is closed at the call, as with `join`. After a timeout the set
-    /// keeps every outcome; trigger [`shutdown`](Self::shutdown) and join
+    /// The set is closed at the call, as with `join` (later spawns return
+    /// [`TaskSetClosed`], even if this future is dropped). After a timeout the
+    /// set keeps every outcome; trigger [`shutdown`](Self::shutdown) and join
     /// again, or drop the set and leave the stragglers behind.
     ///
     /// # Errors
     ///
-    /// `Err(stragglers)` if the time ran out: how many tasks were still
-    /// running, and their names and ages. Otherwise `Ok` of what
-    /// [`join`](Self::join) returns.
+    /// `Err(stragglers)` if the time ran out with tasks still running: how
+    /// many, and their names and ages. Otherwise `Ok` of what
+    /// [`join`](Self::join) returns, and the shutdown is triggered as `join`
+    /// does; after `Err`, it is not (trigger it yourself, or drop the set).
+    ///
+    /// Finished work wins a tie: if the last task ends just as the time runs
+    /// out, so that every task has ended when the expired future looks, it
+    /// returns `Ok` with the outcome, never `Err` with an empty report. A
+    /// `timeout` of zero thus collects a set whose work is already done.
     ///
     /// # Panics
     ///
@@ -653,10 +729,13 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     /// This is `set.reserve().await?.spawn(executor, future)`. The task is
     /// detached: its outcome goes to [`join`](Self::join). For smol's global
     /// executor, spawn [`track`](Self::track)'s future with `smol::spawn`.
+    /// Straggler reports give the line this was called from.
     ///
     /// # Errors
     ///
-    /// [`Closed`] once the set has been joined; `future` is dropped unspawned.
+    /// [`TaskSetClosed`] once [`join`](Self::join) or
+    /// [`join_timeout`](Self::join_timeout) has been called, even if that
+    /// join future was dropped before it finished; `future` is dropped unspawned.
     ///
     /// # Cancel safety
     ///
@@ -676,21 +755,31 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     ///     assert_eq!(set.join().await.unwrap(), [42]);
     /// }));
     /// ```
-    pub async fn spawn<'a, F>(&self, executor: &Executor<'a>, future: F) -> Result<(), Closed>
+    #[track_caller]
+    pub fn spawn<'s, 'a, F>(
+        &'s self,
+        executor: &'s Executor<'a>,
+        future: F,
+    ) -> Spawn<'s, 'a, F, T, E>
     where
         F: Future<Output = Result<T, E>> + Send + 'a,
         T: Send + 'a,
         E: Send + 'a,
     {
-        self.reserve().await?.spawn(executor, future);
-        Ok(())
+        Spawn {
+            start: self.start(None),
+            executor,
+            future: Some(future),
+        }
     }
 
     /// [`spawn`](Self::spawn), with a name for errors and straggler reports.
     ///
     /// # Errors
     ///
-    /// [`Closed`] once the set has been joined.
+    /// [`TaskSetClosed`] once [`join`](Self::join) or
+    /// [`join_timeout`](Self::join_timeout) has been called, even if that
+    /// join future was dropped before it finished.
     ///
     /// # Cancel safety
     ///
@@ -710,20 +799,23 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     ///     assert_eq!(error.task(), "migrate");
     /// }));
     /// ```
-    pub async fn spawn_named<'a, F>(
-        &self,
+    #[track_caller]
+    pub fn spawn_named<'s, 'a, F>(
+        &'s self,
         name: impl Into<Cow<'static, str>>,
-        executor: &Executor<'a>,
+        executor: &'s Executor<'a>,
         future: F,
-    ) -> Result<(), Closed>
+    ) -> Spawn<'s, 'a, F, T, E>
     where
         F: Future<Output = Result<T, E>> + Send + 'a,
         T: Send + 'a,
         E: Send + 'a,
     {
-        let name = name.into();
-        self.reserve().await?.named(name).spawn(executor, future);
-        Ok(())
+        Spawn {
+            start: self.start(Some(name.into())),
+            executor,
+            future: Some(future),
+        }
     }
 
     /// Spawns `future` on `executor` if a slot is free, without waiting:
@@ -735,7 +827,9 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     /// # Errors
     ///
     /// [`TrySpawnError::Full`] at the limit, [`TrySpawnError::Closed`] once
-    /// the set has been joined; `future` is dropped unspawned.
+    /// [`join`](Self::join) or [`join_timeout`](Self::join_timeout) has been
+    /// called (even if that join future was dropped); `future` is dropped
+    /// unspawned.
     ///
     /// # Examples
     ///
@@ -765,12 +859,15 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     /// any runtime: spawn the returned [`TrackedTask`] on tokio,
     /// async-executor, smol's global executor, or poll it yourself.
     ///
-    /// The task counts from now until the [`TrackedTask`] completes or is
-    /// dropped; dropped unfinished, it ends as [`TaskError::Cancelled`].
+    /// The task counts from the moment the returned future resolves until
+    /// the [`TrackedTask`] completes or is dropped; dropped unfinished, it
+    /// ends as [`TaskError::Cancelled`].
     ///
     /// # Errors
     ///
-    /// [`Closed`] once the set has been joined.
+    /// [`TaskSetClosed`] once [`join`](Self::join) or
+    /// [`join_timeout`](Self::join_timeout) has been called, even if that
+    /// join future was dropped before it finished; `future` is dropped.
     ///
     /// # Cancel safety
     ///
@@ -789,11 +886,15 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     /// assert_eq!(set.join().await.unwrap(), [7]);
     /// # });
     /// ```
-    pub async fn track<F>(&self, future: F) -> Result<TrackedTask<F, T, E>, Closed>
+    #[track_caller]
+    pub fn track<F>(&self, future: F) -> Track<'_, F, T, E>
     where
         F: Future<Output = Result<T, E>>,
     {
-        Ok(self.reserve().await?.track(future))
+        Track {
+            start: self.start(None),
+            future: Some(future),
+        }
     }
 
     /// Waits for a free slot, then runs the blocking closure `f` on smol's
@@ -810,7 +911,9 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     ///
     /// # Errors
     ///
-    /// [`Closed`] once the set has been joined; `f` is dropped unrun.
+    /// [`TaskSetClosed`] once [`join`](Self::join) or
+    /// [`join_timeout`](Self::join_timeout) has been called, even if that
+    /// join future was dropped before it finished; `f` is dropped unrun.
     ///
     /// # Cancel safety
     ///
@@ -828,19 +931,34 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     /// assert_eq!(set.join().await.unwrap(), [0xbeef]);
     /// # });
     /// ```
-    pub async fn spawn_blocking<B>(
+    #[track_caller]
+    pub fn spawn_blocking<B>(
         &self,
         name: impl Into<Cow<'static, str>>,
         f: B,
-    ) -> Result<(), Closed>
+    ) -> SpawnBlocking<'_, B, T, E>
     where
         B: FnOnce() -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
-        let name = name.into();
-        self.reserve().await?.named(name).spawn_blocking(f);
-        Ok(())
+        SpawnBlocking {
+            start: self.start(Some(name.into())),
+            f: Some(f),
+        }
+    }
+}
+
+impl<T, E> TaskSet<T, E> {
+    /// The first half of a waiting spawn: a [`Reserve`], the task's name and
+    /// the caller's line (read here, so every caller is `#[track_caller]`).
+    #[track_caller]
+    fn start(&self, name: Option<Cow<'static, str>>) -> Starting<'_, T, E> {
+        Starting {
+            reserve: self.reserve(),
+            name,
+            location: Location::caller(),
+        }
     }
 }
 
@@ -855,7 +973,9 @@ impl<T, E> Drop for TaskSet<T, E> {
     /// join should stop.
     fn drop(&mut self) {
         if !self.joined {
-            self.shared.shutdown.trigger();
+            // The trigger takes effect before it logs; a panicking logger
+            // must not turn a drop during unwinding into an abort.
+            user_code(|| self.shared.shutdown.trigger());
         }
     }
 }
@@ -922,11 +1042,10 @@ impl<'s, T, E> Permit<'s, T, E> {
         self
     }
 
-    /// Makes this permit's task: counts it in the group, then lists it.
-    #[track_caller]
-    fn register(self) -> Slot<T, E> {
+    /// Makes this permit's task, started at `location`: counts it in the
+    /// group, then lists it.
+    fn register(self, location: &'static Location<'static>) -> Slot<T, E> {
         let Permit { set, permit, name } = self;
-        let location = Location::caller();
         // Only `join` and `join_timeout` close the group, and they need
         // `&mut` the set, which this permit's borrow rules out; a permit is
         // only made while the group is open.
@@ -978,7 +1097,20 @@ impl<T, E: fmt::Display> Permit<'_, T, E> {
         T: Send + 'a,
         E: Send + 'a,
     {
-        executor.spawn(self.track(future)).detach();
+        self.spawn_at(executor, future, Location::caller());
+    }
+
+    fn spawn_at<'a, F>(
+        self,
+        executor: &Executor<'a>,
+        future: F,
+        location: &'static Location<'static>,
+    ) where
+        F: Future<Output = Result<T, E>> + Send + 'a,
+        T: Send + 'a,
+        E: Send + 'a,
+    {
+        executor.spawn(self.track_at(future, location)).detach();
     }
 
     /// Spawns a `!Send` `future` on a [`LocalExecutor`] as this permit's
@@ -1004,7 +1136,9 @@ impl<T, E: fmt::Display> Permit<'_, T, E> {
         T: 'a,
         E: 'a,
     {
-        executor.spawn(self.track(future)).detach();
+        executor
+            .spawn(self.track_at(future, Location::caller()))
+            .detach();
     }
 
     /// Wraps `future` as this permit's task, for any runtime: see
@@ -1027,9 +1161,16 @@ impl<T, E: fmt::Display> Permit<'_, T, E> {
     where
         F: Future<Output = Result<T, E>>,
     {
+        self.track_at(future, Location::caller())
+    }
+
+    fn track_at<F>(self, future: F, location: &'static Location<'static>) -> TrackedTask<F, T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
         TrackedTask {
             future: AssertUnwindSafe(future).catch_unwind(),
-            slot: Some(self.register()),
+            slot: Some(self.register(location)),
         }
     }
 
@@ -1054,7 +1195,16 @@ impl<T, E: fmt::Display> Permit<'_, T, E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let slot = self.register();
+        self.spawn_blocking_at(f, Location::caller());
+    }
+
+    fn spawn_blocking_at<B>(self, f: B, location: &'static Location<'static>)
+    where
+        B: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let slot = self.register(location);
         // Detached, the blocking pool still runs the closure; the slot (and
         // its guard) lives inside it, so the task counts until `f` returns on
         // its thread, whatever happens to the async side.
@@ -1090,7 +1240,7 @@ impl<T, E> Slot<T, E> {
         let Some(guard) = self.guard.take() else {
             return;
         };
-        let failure = {
+        let (failure, unrecorded) = {
             let mut state = lock(&self.shared.state);
             // Always present: `join` takes the table only once the group is
             // drained, that is after this guard dropped.
@@ -1098,18 +1248,20 @@ impl<T, E> Slot<T, E> {
             match (outcome, entry) {
                 (Ok(value), Some(entry)) => {
                     *entry = Outcome::Succeeded(value);
-                    None
+                    (None, None)
                 }
-                (Ok(_), None) => None,
+                (Ok(value), None) => (None, Some(value)),
                 (Err(ending), entry) => {
                     let name = match entry.map(|entry| std::mem::replace(entry, Outcome::Ended)) {
                         Some(Outcome::Running { name, .. }) => name,
                         _ => None,
                     };
-                    Some(ending.into_error(task_name(name, self.index)))
+                    (Some(ending.into_error(task_name(name, self.index))), None)
                 }
             }
         };
+        // Not under the lock: user code (invariant 2).
+        drop_quietly(unrecorded);
         if let Some(error) = failure {
             self.shared.fail(error, describe);
         }
@@ -1141,7 +1293,11 @@ impl<T, E: fmt::Display> Slot<T, E> {
         let outcome = match caught {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Ending::Failed(error)),
-            Err(payload) => Err(Ending::Panicked(panic_message(&*payload))),
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                drop_payload(payload);
+                Err(Ending::Panicked(message))
+            }
         };
         self.settle(outcome, |error| error.to_string());
     }
@@ -1152,6 +1308,38 @@ impl<T, E> Drop for Slot<T, E> {
     fn drop(&mut self) {
         if self.guard.is_some() {
             self.settle(Err(Ending::Cancelled), TaskError::describe_without_error);
+        }
+    }
+}
+
+/// Runs user code that the set cannot trust not to panic (a `Display`, a
+/// `Drop`, the logger): `None` if it panicked. The panic hook has already
+/// reported the panic; the set carries on.
+fn user_code<R>(f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(payload) => {
+            drop_payload(payload);
+            None
+        }
+    }
+}
+
+/// Drops `value` (user code), ignoring a panic in its `Drop`.
+fn drop_quietly<V>(value: V) {
+    user_code(move || drop(value));
+}
+
+/// Drops a panic payload, which is user code too when it is not a plain
+/// message. If that `Drop` panics in turn, the second payload is dropped
+/// only if it is a plain message, and leaked otherwise: a chain of payloads
+/// whose drops panic must end somewhere.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        if again.is::<&'static str>() || again.is::<String>() {
+            drop(again);
+        } else {
+            std::mem::forget(again);
         }
     }
 }
@@ -1234,13 +1422,13 @@ pin_project! {
 }
 
 impl<'s, T, E> Future for Reserve<'s, T, E> {
-    type Output = Result<Permit<'s, T, E>, Closed>;
+    type Output = Result<Permit<'s, T, E>, TaskSetClosed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let set: &'s TaskSet<T, E> = this.set;
         if set.group.is_closed() {
-            return Poll::Ready(Err(Closed));
+            return Poll::Ready(Err(TaskSetClosed));
         }
         let permit = match this.acquire.as_pin_mut() {
             None => None,
@@ -1258,6 +1446,185 @@ impl<T, E> fmt::Debug for Reserve<'_, T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reserve")
             .field("limited", &self.acquire.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The shared half of [`Spawn`], [`Track`] and [`SpawnBlocking`]: waits
+    /// for a [`Permit`], then names it.
+    struct Starting<'s, T, E> {
+        #[pin]
+        reserve: Reserve<'s, T, E>,
+        name: Option<Cow<'static, str>>,
+        // Where the spawn method was called: read at the call, since the
+        // future is polled from somewhere else.
+        location: &'static Location<'static>,
+    }
+}
+
+impl<'s, T, E> Starting<'s, T, E> {
+    /// The named permit, once a slot is free.
+    fn poll_permit(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Permit<'s, T, E>, TaskSetClosed>> {
+        let this = self.project();
+        let mut permit = std::task::ready!(this.reserve.poll(cx))?;
+        permit.name = this.name.take();
+        Poll::Ready(Ok(permit))
+    }
+}
+
+impl<T, E> fmt::Debug for Starting<'_, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Starting")
+            .field("name", &self.name)
+            .field("location", &format_args!("{}", self.location))
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// Future of [`TaskSet::spawn`] and [`TaskSet::spawn_named`]: waits for a
+    /// free slot, then spawns the task and resolves to `Ok(())`.
+    ///
+    /// It holds the line `spawn` was called from, which the task's
+    /// [`Straggler::location`] reports. Dropped before it resolves, it spawns
+    /// nothing and drops the task's future.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Spawn<'s, 'a, F, T, E> {
+        #[pin]
+        start: Starting<'s, T, E>,
+        executor: &'s Executor<'a>,
+        // The task's body; taken when it is spawned.
+        future: Option<F>,
+    }
+}
+
+impl<'a, F, T, E> Future for Spawn<'_, 'a, F, T, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'a,
+    T: Send + 'a,
+    E: fmt::Display + Send + 'a,
+{
+    type Output = Result<(), TaskSetClosed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        assert!(this.future.is_some(), "`Spawn` polled after it completed");
+        let location = this.start.location;
+        let permit = std::task::ready!(this.start.poll_permit(cx))?;
+        if let Some(future) = this.future.take() {
+            permit.spawn_at(this.executor, future, location);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<F, T, E> fmt::Debug for Spawn<'_, '_, F, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spawn")
+            .field("start", &self.start)
+            .field("spawned", &self.future.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// Future of [`TaskSet::track`]: waits for a free slot, then resolves to
+    /// the task as a [`TrackedTask`].
+    ///
+    /// It holds the line `track` was called from, which the task's
+    /// [`Straggler::location`] reports. Dropped before it resolves, it makes
+    /// no task and drops the task's future.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Track<'s, F, T, E> {
+        #[pin]
+        start: Starting<'s, T, E>,
+        // The task's body; taken when the task is made.
+        future: Option<F>,
+    }
+}
+
+impl<F, T, E> Future for Track<'_, F, T, E>
+where
+    F: Future<Output = Result<T, E>>,
+    E: fmt::Display,
+{
+    type Output = Result<TrackedTask<F, T, E>, TaskSetClosed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(future) = this.future.take() else {
+            panic!("`Track` polled after it completed");
+        };
+        let location = this.start.location;
+        match this.start.poll_permit(cx) {
+            Poll::Ready(Ok(permit)) => Poll::Ready(Ok(permit.track_at(future, location))),
+            Poll::Ready(Err(closed)) => Poll::Ready(Err(closed)),
+            Poll::Pending => {
+                *this.future = Some(future);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<F, T, E> fmt::Debug for Track<'_, F, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Track")
+            .field("start", &self.start)
+            .field("done", &self.future.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// Future of [`TaskSet::spawn_blocking`]: waits for a free slot, then
+    /// starts the closure on smol's blocking thread pool and resolves to
+    /// `Ok(())`.
+    ///
+    /// It holds the line `spawn_blocking` was called from, which the task's
+    /// [`Straggler::location`] reports. Dropped before it resolves, it starts
+    /// nothing and drops the closure.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct SpawnBlocking<'s, B, T, E> {
+        #[pin]
+        start: Starting<'s, T, E>,
+        // The closure; taken when it is started.
+        f: Option<B>,
+    }
+}
+
+impl<B, T, E> Future for SpawnBlocking<'_, B, T, E>
+where
+    B: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    type Output = Result<(), TaskSetClosed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        assert!(
+            this.f.is_some(),
+            "`SpawnBlocking` polled after it completed"
+        );
+        let location = this.start.location;
+        let permit = std::task::ready!(this.start.poll_permit(cx))?;
+        if let Some(f) = this.f.take() {
+            permit.spawn_blocking_at(f, location);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<B, T, E> fmt::Debug for SpawnBlocking<'_, B, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnBlocking")
+            .field("start", &self.start)
+            .field("started", &self.f.is_none())
             .finish_non_exhaustive()
     }
 }
@@ -1288,16 +1655,48 @@ impl<T, E> Future for Join<'_, T, E> {
                 state.first_error.take(),
             )
         };
-        Poll::Ready(match first_error {
-            Some(error) => Err(error),
-            None => Ok(outcomes
-                .into_iter()
-                .map(|outcome| match outcome {
-                    Outcome::Succeeded(value) => value,
-                    _ => unreachable!("the group is drained and no task failed"),
-                })
-                .collect()),
-        })
+        // The set is over: like errgroup's `WithContext` when `Wait`
+        // returns, tell whatever still watches its shutdown. A failure that
+        // triggered it first keeps its reason. The trigger takes effect
+        // before it logs, so a panicking logger is ignored.
+        user_code(|| this.shared.shutdown.trigger());
+        Poll::Ready(results(outcomes, first_error))
+    }
+}
+
+/// What `join` returns from a complete table: the first failure, or every
+/// result in spawn order. Results it does not return are dropped one by one,
+/// quietly (invariant 2).
+fn results<T, E>(
+    outcomes: Vec<Outcome<T>>,
+    first_error: Option<TaskError<E>>,
+) -> Result<Vec<T>, TaskError<E>> {
+    let mut error = first_error;
+    let mut values = Vec::with_capacity(if error.is_none() { outcomes.len() } else { 0 });
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Outcome::Succeeded(value) if error.is_none() => values.push(value),
+            Outcome::Succeeded(value) => drop_quietly(value),
+            // Invariant 1 rules these out without a stored error; should it
+            // ever break, `join` still answers, and names the task.
+            Outcome::Running { name, .. } => {
+                error.get_or_insert_with(|| TaskError::Cancelled {
+                    task: task_name(name, index),
+                });
+            }
+            Outcome::Ended => {
+                error.get_or_insert_with(|| TaskError::Cancelled {
+                    task: task_name(None, index),
+                });
+            }
+        }
+    }
+    match error {
+        None => Ok(values),
+        Some(error) => {
+            values.into_iter().for_each(drop_quietly);
+            Err(error)
+        }
     }
 }
 
@@ -1327,7 +1726,14 @@ impl<T, E> Future for JoinTimeout<'_, T, E> {
             return Poll::Ready(Ok(outcome));
         }
         std::task::ready!(Pin::new(&mut self.timer).poll(cx));
-        Poll::Ready(Err(self.join.shared.stragglers(self.group)))
+        let stragglers = self.join.shared.stragglers(self.group);
+        if stragglers.is_empty() {
+            // The last task ended between the two polls: still a finish.
+            if let Poll::Ready(outcome) = Pin::new(&mut self.join).poll(cx) {
+                return Poll::Ready(Ok(outcome));
+            }
+        }
+        Poll::Ready(Err(stragglers))
     }
 }
 
@@ -1463,6 +1869,38 @@ impl<E: fmt::Display> fmt::Display for TaskError<E> {
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for TaskError<E> {}
 
+/// The error of the waiting ways to add a task to a [`TaskSet`] once it is
+/// closed: [`join`](TaskSet::join) or [`join_timeout`](TaskSet::join_timeout)
+/// has been called, even if that join future was dropped before it finished.
+///
+/// Returned by [`TaskSet::spawn`], [`spawn_named`](TaskSet::spawn_named),
+/// [`track`](TaskSet::track), [`spawn_blocking`](TaskSet::spawn_blocking) and
+/// [`reserve`](TaskSet::reserve); the `try_` methods say
+/// [`TrySpawnError::Closed`].
+///
+/// # Examples
+///
+/// ```
+/// use smol_graceful::{TaskSet, TaskSetClosed};
+///
+/// # smol::block_on(async {
+/// let mut set = TaskSet::<(), String>::new();
+/// drop(set.join()); // closes the set, even unpolled
+/// assert_eq!(set.track(async { Ok(()) }).await.unwrap_err(), TaskSetClosed);
+/// assert_eq!(TaskSetClosed.to_string(), "task set is closed: join was called");
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TaskSetClosed;
+
+impl fmt::Display for TaskSetClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("task set is closed: join was called")
+    }
+}
+
+impl std::error::Error for TaskSetClosed {}
+
 /// The error of [`TaskSet::try_spawn`] and [`TaskSet::try_reserve`].
 ///
 /// # Examples
@@ -1484,20 +1922,28 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for TaskError<E> {}
 pub enum TrySpawnError {
     /// The set is at its limit: every slot is taken.
     Full,
-    /// The set has been joined: it takes no new tasks.
+    /// [`join`](TaskSet::join) or [`join_timeout`](TaskSet::join_timeout)
+    /// has been called (even if that join future was dropped): the set takes
+    /// no new tasks. Says the same as [`TaskSetClosed`].
     Closed,
 }
 
 impl fmt::Display for TrySpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TrySpawnError::Full => "task set is full",
-            TrySpawnError::Closed => "task set is closed",
-        })
+        match self {
+            TrySpawnError::Full => f.write_str("task set is full"),
+            TrySpawnError::Closed => fmt::Display::fmt(&TaskSetClosed, f),
+        }
     }
 }
 
 impl std::error::Error for TrySpawnError {}
+
+impl From<TaskSetClosed> for TrySpawnError {
+    fn from(_: TaskSetClosed) -> TrySpawnError {
+        TrySpawnError::Closed
+    }
+}
 
 impl From<Closed> for TrySpawnError {
     fn from(_: Closed) -> TrySpawnError {

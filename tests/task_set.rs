@@ -19,7 +19,7 @@ use common::run_bounded;
 use futures_lite::future::{block_on, poll_once};
 use smol::channel;
 use smol::{Executor, LocalExecutor};
-use smol_graceful::{Closed, Reason, Shutdown, TaskError, TaskSet, TrySpawnError};
+use smol_graceful::{Reason, Shutdown, TaskError, TaskSet, TaskSetClosed, TrySpawnError};
 
 /// A one-shot gate: the task awaits `wait`, the test calls `open`.
 fn gate() -> (channel::Sender<()>, channel::Receiver<()>) {
@@ -462,22 +462,124 @@ fn join_closes_the_set_so_later_spawns_fail() {
     let mut set = TaskSet::<(), String>::new();
     run_bounded(ex.run(async {
         assert_eq!(set.join().await.unwrap(), []);
-        assert_eq!(set.spawn(&ex, async { Ok(()) }).await, Err(Closed));
+        assert_eq!(set.spawn(&ex, async { Ok(()) }).await, Err(TaskSetClosed));
         assert_eq!(
             set.try_spawn(&ex, async { Ok(()) }),
             Err(TrySpawnError::Closed)
         );
-        assert_eq!(set.reserve().await.unwrap_err(), Closed);
+        assert_eq!(set.reserve().await.unwrap_err(), TaskSetClosed);
         assert!(set.track(async { Ok(()) }).await.is_err());
         assert_eq!(
             set.spawn_blocking("late", || Ok(())).await.unwrap_err(),
-            Closed
+            TaskSetClosed
         );
     }));
-    // Joined and nothing failed: dropping it triggers nothing.
-    let shutdown = set.shutdown().clone();
-    drop(set);
-    assert!(!shutdown.is_triggered());
+}
+
+#[test]
+fn closed_errors_speak_of_the_task_set() {
+    let ex = Executor::new();
+    let mut set = TaskSet::<(), String>::new();
+    run_bounded(ex.run(async {
+        set.join().await.unwrap();
+        let closed = "task set is closed: join was called";
+        let spawn = set.spawn(&ex, async { Ok(()) }).await.unwrap_err();
+        assert_eq!(spawn.to_string(), closed);
+        let named = set.spawn_named("n", &ex, async { Ok(()) }).await;
+        assert_eq!(named.unwrap_err().to_string(), closed);
+        let track = set.track(async { Ok(()) }).await.unwrap_err();
+        assert_eq!(track.to_string(), closed);
+        let blocking = set.spawn_blocking("b", || Ok(())).await.unwrap_err();
+        assert_eq!(blocking.to_string(), closed);
+        assert_eq!(set.reserve().await.unwrap_err().to_string(), closed);
+        let try_spawn = set.try_spawn(&ex, async { Ok(()) }).unwrap_err();
+        assert_eq!(try_spawn.to_string(), closed);
+        assert_eq!(set.try_reserve().unwrap_err().to_string(), closed);
+    }));
+}
+
+#[test]
+fn calling_join_closes_the_set_even_if_the_join_is_dropped() {
+    let ex = Executor::new();
+    let mut set = TaskSet::<(), String>::new();
+    drop(set.join());
+    let spawn = run_bounded(set.spawn(&ex, async { Ok(()) }));
+    assert!(spawn.is_err(), "closed at the call");
+    assert_eq!(set.try_reserve().unwrap_err(), TrySpawnError::Closed);
+
+    let mut set = TaskSet::<(), String>::new();
+    drop(set.join_timeout(Duration::from_secs(5)));
+    assert!(run_bounded(set.track(async { Ok(()) })).is_err());
+    // Nothing was returned: the set is closed but its shutdown untouched.
+    assert!(!set.shutdown().is_triggered());
+    assert_eq!(run_bounded(set.join()).unwrap(), []);
+}
+
+#[test]
+fn join_triggers_the_sets_shutdown_when_it_returns() {
+    let mut set = TaskSet::<u32, String>::new();
+    // Something outside the set that lives as long as the set's work.
+    let helper = set.shutdown().child();
+    let (open, wait) = gate();
+    let task = run_bounded(set.track(async move {
+        wait.recv().await.unwrap();
+        Ok(1)
+    }))
+    .unwrap();
+    let runner = thread::spawn(move || block_on(task));
+    {
+        let mut join = pin!(set.join());
+        assert!(block_on(poll_once(join.as_mut())).is_none());
+        assert!(!helper.is_triggered(), "not while join waits");
+        open.send_blocking(()).unwrap();
+        assert_eq!(run_bounded(join).unwrap(), [1]);
+    }
+    runner.join().unwrap();
+    assert!(matches!(set.shutdown().reason(), Some(Reason::Requested)));
+    assert!(helper.is_triggered(), "the set's scopes hear it too");
+    run_bounded(helper.triggered());
+}
+
+#[test]
+fn join_keeps_the_reason_of_the_first_failure() {
+    let mut set = TaskSet::<(), String>::new();
+    let task = run_bounded(set.track(async { Err("bad".to_owned()) })).unwrap();
+    run_bounded(task);
+    run_bounded(set.join()).unwrap_err();
+    assert_eq!(
+        error_message(set.shutdown().reason()),
+        "task #0 failed: bad"
+    );
+}
+
+#[test]
+fn join_timeout_triggers_the_shutdown_when_it_returns_the_outcome_only() {
+    let mut set = TaskSet::<(), String>::new();
+    let task = run_bounded(set.track(std::future::pending())).unwrap();
+    // Timed out: the set is not over, its tasks are left to the caller.
+    let stragglers = run_bounded(set.join_timeout(Duration::from_millis(1))).unwrap_err();
+    assert_eq!(stragglers.names(), ["task #0"]);
+    assert!(!set.shutdown().is_triggered());
+    drop(task); // cancelled: the first failure triggers it with its reason
+    let outcome = run_bounded(set.join_timeout(Duration::from_secs(5))).unwrap();
+    assert_eq!(outcome.unwrap_err().task(), "task #0");
+
+    let mut set = TaskSet::<u8, String>::new();
+    let task = run_bounded(set.track(async { Ok(3) })).unwrap();
+    run_bounded(task);
+    let outcome = run_bounded(set.join_timeout(Duration::from_secs(5))).unwrap();
+    assert_eq!(outcome.unwrap(), [3]);
+    assert!(matches!(set.shutdown().reason(), Some(Reason::Requested)));
+}
+
+#[test]
+fn join_timeout_prefers_finished_work_over_an_expired_timer() {
+    let mut set = TaskSet::<u8, String>::new();
+    let task = run_bounded(set.track(async { Ok(4) })).unwrap();
+    run_bounded(task);
+    // The time is out before the first poll, and the work is done: `Ok`.
+    let outcome = run_bounded(set.join_timeout(Duration::ZERO)).unwrap();
+    assert_eq!(outcome.unwrap(), [4]);
 }
 
 #[test]
@@ -620,4 +722,5 @@ fn the_spawn_futures_are_send() {
     assert_send(&set.reserve());
     let mut set = set;
     assert_send(&set.join());
+    assert_send(&set.join_timeout(Duration::from_secs(1)));
 }
