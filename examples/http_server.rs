@@ -410,6 +410,8 @@ fn env_ms(name: &'static str) -> Result<Option<Duration>, &'static str> {
 
 /// Flushes what is buffered, then exits with `code`.
 fn exit(code: i32) -> ! {
+    // The signal watcher logs on a thread of its own: let it finish.
+    signal::flush_log(Duration::from_millis(100));
     let _ = io::stdout().flush();
     log::logger().flush();
     std::process::exit(code)

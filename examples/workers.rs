@@ -45,7 +45,10 @@ fn main() -> ExitCode {
         }
     };
     let stubborn = std::env::args().skip(1).any(|arg| arg == "--stubborn");
-    smol::block_on(run(run_for, grace, stubborn))
+    let code = smol::block_on(run(run_for, grace, stubborn));
+    // The signal watcher logs on a thread of its own: let it finish.
+    signal::flush_log(Duration::from_millis(100));
+    code
 }
 
 async fn run(run_for: Option<Duration>, grace: Duration, stubborn: bool) -> ExitCode {

@@ -17,10 +17,14 @@
 //! # What holds
 //!
 //! - **Act, then log.** Each signal is acted on (the trigger, the exit, the
-//!   second-signal action) before anything about it is logged.
+//!   second-signal action) before anything about it is logged. The log
+//!   thread is started with the watcher, so a record is written a channel
+//!   send after the action; a process that exits within microseconds of the
+//!   first signal (nothing to drain) may still lose that line, unless it
+//!   calls [`flush_log`] before exiting.
 //! - **The logger cannot stop the watcher.** The watcher does not call the
 //!   logger itself: it hands its records, in order, to a thread of its own
-//!   (started at the first record), which calls the logger inside
+//!   (started with the watcher), which calls the logger inside
 //!   `catch_unwind`. A logger that panics loses that record and nothing
 //!   else; one that blocks (a log pipe whose reader stalled) holds back only
 //!   later records (64 wait, further ones are dropped and counted), never a
@@ -83,7 +87,7 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -238,7 +242,7 @@ impl Builder {
             shutdown: shutdown.clone(),
             seen: 0,
             second: self.second,
-            report: Report::new(),
+            report: Report::start(),
             backoff: Backoff::default(),
             retry: None,
         })
@@ -287,15 +291,15 @@ impl Watch {
     fn on_signal(&mut self, signal: Signal) {
         let signo = signal as i32;
         self.seen = self.seen.saturating_add(1);
+        let name = SignalName(signal);
         if self.seen == 1 {
             // Quietly: `trigger_with` would log in place, where a stuck
-            // logger would hold the watcher; the line below goes to the
-            // watcher's log thread instead.
-            let triggered = self.shutdown.trigger_quietly(Reason::Signal(signo));
-            let text = if triggered {
-                format!("received {signal:?} (signal {signo}): shutting down; send it again to exit at once")
+            // logger would hold the watcher. The record then goes to the log
+            // thread, which is already waiting for it.
+            let text = if self.shutdown.trigger_quietly(Reason::Signal(signo)) {
+                format!("received {name}: shutting down; send it again to exit at once")
             } else {
-                format!("received {signal:?} (signal {signo}): shutdown was already in progress; send it again to exit at once")
+                format!("received {name}: shutdown was already in progress; send it again to exit at once")
             };
             self.report.log(log::Level::Info, text);
             return;
@@ -304,29 +308,31 @@ impl Watch {
             Second::Exit => {
                 let status = 128 + signo;
                 self.report.log_before_exit(format!(
-                    "received {signal:?} (signal {signo}) again: exiting now with status {status}"
+                    "received {name} again: exiting now with status {status}"
                 ));
                 std::process::exit(status);
             }
             Second::Ignore => self.report.log(
                 log::Level::Warn,
-                format!("received {signal:?} (signal {signo}) again: still shutting down"),
+                format!("received {name} again: still shutting down"),
             ),
-            Second::Call(action) => match panic::catch_unwind(AssertUnwindSafe(|| action(signal))) {
-                Ok(()) => self.report.log(
-                    log::Level::Warn,
-                    format!("received {signal:?} (signal {signo}) again: called the second-signal action"),
-                ),
-                Err(payload) => {
-                    let text = format!(
-                        "received {signal:?} (signal {signo}) again: the second-signal action panicked: {}; \
+            Second::Call(action) => {
+                match panic::catch_unwind(AssertUnwindSafe(|| action(signal))) {
+                    Ok(()) => self.report.log(
+                        log::Level::Warn,
+                        format!("received {name} again: called the second-signal action"),
+                    ),
+                    Err(payload) => {
+                        let text = format!(
+                            "received {name} again: the second-signal action panicked: {}; \
                          it will be called again on the next signal",
-                        panic_message(&*payload)
-                    );
-                    drop_payload(payload);
-                    self.report.log(log::Level::Error, text);
+                            panic_message(&*payload)
+                        );
+                        drop_payload(payload);
+                        self.report.log(log::Level::Error, text);
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -508,6 +514,66 @@ impl Retry {
     }
 }
 
+/// How many records all watchers have queued for their log threads and
+/// not yet handed to the logger; `flush_log` waits for it to reach zero.
+static UNWRITTEN: Mutex<u64> = Mutex::new(0);
+/// Notified each time a log thread has handed a record to the logger.
+static WRITTEN: Condvar = Condvar::new();
+
+/// Adds `queued` to, and takes `written` from, the count of unwritten
+/// records. No user code runs under the lock.
+fn unwritten(queued: u64, written: u64) {
+    let mut count = UNWRITTEN.lock().unwrap_or_else(PoisonError::into_inner);
+    *count = (*count + queued).saturating_sub(written);
+    if written > 0 {
+        WRITTEN.notify_all();
+    }
+}
+
+/// Waits until every record the signal watchers have queued has been handed
+/// to the logger, or until `timeout` has passed; returns `true` if nothing
+/// is left unwritten.
+///
+/// The watcher logs on a thread of its own (see the [module
+/// docs](self#what-holds)), after acting on the signal: a program that
+/// drains at once and returns from `main` can exit before that thread has
+/// logged "received SIGTERM". Call this last thing before exiting. It never
+/// calls the logger itself, so a stuck logger costs at most `timeout`; flush
+/// a buffering logger afterwards (`log::logger().flush()`) if it needs it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use smol_graceful::{signal, Shutdown};
+///
+/// fn main() -> std::io::Result<()> {
+///     let shutdown = Shutdown::new();
+///     smol::spawn(signal::watch(&shutdown)?).detach();
+///     smol::block_on(shutdown.triggered());
+///     // ... drain ...
+///     signal::flush_log(Duration::from_millis(100));
+///     Ok(())
+/// }
+/// ```
+pub fn flush_log(timeout: Duration) -> bool {
+    let count = UNWRITTEN.lock().unwrap_or_else(PoisonError::into_inner);
+    let (count, _) = WRITTEN
+        .wait_timeout_while(count, timeout, |count| *count > 0)
+        .unwrap_or_else(PoisonError::into_inner);
+    *count == 0
+}
+
+/// A signal as people write it: `SIGINT`, `SIGTERM`, ...
+struct SignalName(Signal);
+
+impl fmt::Display for SignalName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let debug = format!("{:?}", self.0); // `Int`, `Term`, `Hup`, ...
+        write!(f, "SIG{} (signal {})", debug.to_uppercase(), self.0 as i32)
+    }
+}
+
 /// The watcher's log records, written by a thread of its own so that nothing
 /// the logger does (panic, block) reaches the watcher.
 struct Report {
@@ -517,8 +583,8 @@ struct Report {
 }
 
 enum LogThread {
-    /// Started at the first record.
-    NotStarted,
+    /// Started with the watcher, so that a signal's record is only a
+    /// channel send away from the logger.
     Running(SyncSender<Record>),
     /// It could not be started (or is gone): log in place.
     Unavailable,
@@ -536,9 +602,9 @@ struct Record {
 const QUEUE: usize = 64;
 
 impl Report {
-    fn new() -> Report {
+    fn start() -> Report {
         Report {
-            thread: LogThread::NotStarted,
+            thread: start_log_thread(),
             dropped: 0,
         }
     }
@@ -570,13 +636,9 @@ impl Report {
         }
     }
 
-    /// Queues `record` for the log thread (starting it if needed); gives it
-    /// back if there is no log thread. A record that does not fit is dropped
-    /// and counted.
+    /// Queues `record` for the log thread; gives it back if there is no log
+    /// thread. A record that does not fit is dropped and counted.
     fn send(&mut self, mut record: Record) -> Result<(), Record> {
-        if let LogThread::NotStarted = self.thread {
-            self.thread = start_log_thread();
-        }
         let LogThread::Running(queue) = &self.thread else {
             return Err(record);
         };
@@ -586,18 +648,23 @@ impl Report {
                 record.text, self.dropped
             );
         }
+        // Counted before the send, so the log thread never uncounts a
+        // record that was not counted yet.
+        unwritten(1, 0);
         match queue.try_send(record) {
             Ok(()) => {
                 self.dropped = 0;
                 Ok(())
             }
             Err(TrySendError::Full(_)) => {
+                unwritten(0, 1);
                 self.dropped = self.dropped.saturating_add(1);
                 Ok(())
             }
             // The thread catches every panic it can meet, so it cannot end
             // while its queue is open; should it still, log in place.
             Err(TrySendError::Disconnected(record)) => {
+                unwritten(0, 1);
                 self.thread = LogThread::Unavailable;
                 Err(record)
             }
@@ -621,6 +688,7 @@ fn start_log_thread() -> LogThread {
 fn run_log_thread(records: Receiver<Record>) {
     for record in records {
         write(&record);
+        unwritten(0, 1);
         if let Some(done) = record.done {
             // Capacity 1, one send: never blocks.
             let _ = done.try_send(());
