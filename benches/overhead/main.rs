@@ -18,10 +18,13 @@
 //! legend says what one op is in each row; a counting allocator then reports
 //! allocations, and the run ends with one line per target.
 //!
-//! - `harness.rs`: a row's [`Spec`](harness::Spec) (id, legend, baselines,
-//!   targets), calibration, interleaved measurement, statistics, output.
-//! - `rows.rs` and `rows/`: the rows, by mechanism (`count`, `wait`, `join`,
-//!   `broadcast`), and the order of the table.
+//! - `rows.rs`: what a row is, its [`Spec`](rows::Spec) (id, legend line,
+//!   ops per iteration, baselines, the target against each), and the order
+//!   of the table; `rows/`: the rows by mechanism (`count`, `wait`, `join`,
+//!   `broadcast`), each `Spec` next to its code.
+//! - `harness.rs`: calibration, interleaved measurement, statistics,
+//!   verdicts, and the table, legend and target lines printed from the
+//!   `Spec`s.
 //! - `fixtures.rs`: the threads, pools and tasks the rows share.
 //! - `alloc.rs`: the counting allocator and the memory rows.
 

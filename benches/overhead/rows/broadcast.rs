@@ -12,8 +12,9 @@ use smol::LocalExecutor;
 use smol_graceful::Shutdown;
 use tokio_util::sync::CancellationToken;
 
+use super::{vs, Spec};
 use crate::fixtures::Fixtures;
-use crate::harness::{body, time, vs, Body, Spec};
+use crate::harness::{body, time, Body};
 
 /// Tasks waiting on the signal in the `_1k` rows.
 const WAITERS: usize = 1_000;

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use smol_graceful::Group;
 use tokio_util::task::TaskTracker;
 
+use super::{at_most, below, vs, Spec};
 use crate::fixtures::Fixtures;
-use crate::harness::{at_most, below, body, time, vs, Body, Spec};
+use crate::harness::{body, time, Body};
 
 pub static ADD_DROP: Spec = Spec::new(
     "add_drop",

@@ -21,8 +21,9 @@ use smol::{LocalExecutor, Task};
 use smol_graceful::{Group, TaskSet};
 use tokio_util::task::TaskTracker;
 
+use super::{at_most, vs, Spec};
 use crate::fixtures::{numbered, work, Fixtures, JOIN_TASKS};
-use crate::harness::{at_most, body, time, vs, Body, Spec};
+use crate::harness::{body, time, Body};
 
 pub static JOIN: Spec = Spec::new(
     "join",

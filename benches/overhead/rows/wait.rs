@@ -15,8 +15,9 @@ use smol_graceful::{Group, Guard};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
+use super::{at_most, vs, Spec};
 use crate::fixtures::{local_ping_pong, noop_cx, Fixtures, Handed, Mailbox, Msg, Unpark};
-use crate::harness::{at_most, body, time, vs, Body, Spec};
+use crate::harness::{body, time, Body};
 
 pub static WAIT_READY: Spec = Spec::new(
     "wait_ready",
