@@ -72,27 +72,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod futures;
 mod group;
 mod shutdown;
 #[cfg(feature = "signal")]
 pub mod signal;
-#[cfg(feature = "smol")]
-mod spawn;
 mod stragglers;
 mod sync;
 #[cfg(feature = "smol")]
 mod task_set;
 
-#[cfg(feature = "smol")]
-pub use group::WaitTimeout;
-pub use group::{Closed, Group, Guard, Tracked, Wait};
-pub use shutdown::{Reason, RunUntilTriggered, Shutdown, Triggered};
+pub use group::{Closed, Group, Guard, Tracked};
+pub use shutdown::{Reason, Shutdown};
 pub use stragglers::{Straggler, Stragglers};
 #[cfg(feature = "smol")]
-pub use task_set::{
-    Join, JoinTimeout, Permit, Reserve, Spawn, SpawnBlocking, TaskError, TaskSet, TaskSetClosed,
-    Track, TrackedTask, TrySpawnError,
-};
+pub use task_set::{Permit, TaskError, TaskSet, TaskSetClosed, TrySpawnError};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

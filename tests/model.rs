@@ -7,7 +7,8 @@ use std::pin::Pin;
 
 use futures_lite::future::{block_on, poll_once};
 use proptest::prelude::*;
-use smol_graceful::{Closed, Group, Guard, Wait};
+use smol_graceful::futures::Wait;
+use smol_graceful::{Closed, Group, Guard};
 
 #[derive(Clone, Debug)]
 enum Op {

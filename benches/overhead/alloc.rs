@@ -8,7 +8,8 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use smol::{LocalExecutor, Task};
-use smol_graceful::{Group, Guard, Tracked, Wait};
+use smol_graceful::futures::Wait;
+use smol_graceful::{Group, Guard, Tracked};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 

@@ -1,0 +1,41 @@
+//! The named futures this crate's methods return.
+//!
+//! Each is `#[must_use]` (futures do nothing unless polled), `Send` when
+//! what it holds is, and documented on the method that makes it; the crate
+//! root keeps the types people name ([`Group`](crate::Group),
+//! [`Shutdown`](crate::Shutdown), ...), and [`Tracked`] too, since
+//! [`Tracked::new`] is a constructor of its own.
+//!
+//! | future | made by |
+//! |---|---|
+//! | [`Wait`] | [`Group::wait`](crate::Group::wait) |
+//! | [`Tracked`] | [`Group::track`](crate::Group::track), [`Tracked::new`] |
+//! | [`Triggered`] | [`Shutdown::triggered`](crate::Shutdown::triggered) |
+//! | [`RunUntilTriggered`] | [`Shutdown::run_until_triggered`](crate::Shutdown::run_until_triggered) |
+#![cfg_attr(
+    feature = "smol",
+    doc = "| [`WaitTimeout`] | [`Group::wait_timeout`](crate::Group::wait_timeout), [`Group::wait_deadline`](crate::Group::wait_deadline) |"
+)]
+#![cfg_attr(
+    feature = "smol",
+    doc = "| [`Spawn`], [`Track`], [`SpawnBlocking`] | [`TaskSet::spawn`](crate::TaskSet::spawn) and its kin, [`TaskSet::track`](crate::TaskSet::track), [`TaskSet::spawn_blocking`](crate::TaskSet::spawn_blocking) |"
+)]
+#![cfg_attr(
+    feature = "smol",
+    doc = "| [`Reserve`] | [`TaskSet::reserve`](crate::TaskSet::reserve) |"
+)]
+#![cfg_attr(
+    feature = "smol",
+    doc = "| [`Join`], [`JoinTimeout`] | [`TaskSet::join`](crate::TaskSet::join), [`TaskSet::join_timeout`](crate::TaskSet::join_timeout) |"
+)]
+#![cfg_attr(
+    feature = "smol",
+    doc = "| [`TrackedTask`] | [`Permit::spawn`](crate::Permit::spawn) and friends |"
+)]
+
+#[cfg(feature = "smol")]
+pub use crate::group::WaitTimeout;
+pub use crate::group::{Tracked, Wait};
+pub use crate::shutdown::{RunUntilTriggered, Triggered};
+#[cfg(feature = "smol")]
+pub use crate::task_set::{Join, JoinTimeout, Reserve, Spawn, SpawnBlocking, Track, TrackedTask};

@@ -1,0 +1,435 @@
+//! How the waiters of a [`Group`](super::Group) are woken, and the wait
+//! futures.
+//!
+//! The first async waiter parks its [`Waker`] in a slot behind a small lock;
+//! later async waiters and blocking waiters listen on an
+//! [`event_listener::Event`], after marking under the same lock that someone
+//! listens. `finish` sets `done`, then takes that lock: every waiter either
+//! registered before (and is woken) or locks after and sees `done`. A group
+//! with one waiter therefore allocates nothing to wait, and one nobody
+//! listens to skips `Event::notify`.
+//!
+//! Waiting is always: check `done`, register (the slot or a listener),
+//! check again, then sleep; the comments at each step say why no wakeup can
+//! be lost.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use event_listener::{Event, EventListener, Listener};
+
+use crate::stragglers::Registry;
+#[cfg(feature = "smol")]
+use crate::stragglers::Stragglers;
+use crate::sync::{lock, AtomicBool, Mutex, MutexGuard, Ordering};
+#[cfg(feature = "smol")]
+use crate::Group;
+
+/// Shared between the handles, the root token and named guards.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// True once the root token has dropped: closed, and every guard gone.
+    done: AtomicBool,
+    /// Who waits, and how to wake them: see [`Waiters`].
+    waiters: Mutex<Waiters>,
+    /// Notified once, when `done` becomes true, if anyone listens: blocking
+    /// waiters, and async waiters that found the first-waiter slot taken.
+    event: Event,
+    /// The live named guards.
+    pub(super) registry: Registry,
+}
+
+/// The waiters of a group, as `finish` needs to know them.
+///
+/// Most groups have one waiter. The first async waiter parks its waker here,
+/// which spares it the allocations of an event listener, and a group nobody
+/// listens to skips `Event::notify` (and its full fence) when it finishes.
+#[derive(Default)]
+struct Waiters {
+    /// A [`Wait`] owns the first-waiter slot (until it is dropped).
+    first_taken: bool,
+    /// The slot owner's waker, once it has polled and found the group not
+    /// done. Taken once, by `finish`.
+    first: Option<Waker>,
+    /// Someone has listened (or is about to listen) on `Shared::event`.
+    listening: bool,
+}
+
+impl Shared {
+    /// Called once, by the root token's `Drop`: every guard is gone.
+    pub(super) fn finish(&self) {
+        // Release: a waiter that reads `done == true` with Acquire also sees
+        // every write the guard holders made before dropping their guards
+        // (those happen-before this `Drop` through `Arc`'s release decrement
+        // and acquire fence).
+        // (Planted bug for tests/loom.rs: Relaxed, which loom must catch.)
+        let order = if cfg!(smol_graceful_bug = "relaxed_done") {
+            Ordering::Relaxed
+        } else {
+            Ordering::Release
+        };
+        self.done.store(true, order);
+        // Waiters register under this lock, after which they read `done`,
+        // so one of the two sides sees the other: either the waiter locked
+        // first (and we see its waker or its `listening` mark here), or it
+        // locks after our unlock and then reads `done == true` (our store is
+        // sequenced before our lock, which happens-before its lock).
+        let (first, listening) = {
+            let mut waiters = lock(&self.waiters);
+            (waiters.first.take(), waiters.listening)
+        };
+        if listening {
+            // `notify` starts with a full fence, so a waiter that registered
+            // its listener before this point is woken, and one that registers
+            // after it sees `done == true` on its re-check.
+            self.event.notify(usize::MAX);
+        }
+        // Last: a waker is executor code and may panic; the listeners have
+        // been notified by then, so the panic costs no other waiter its
+        // wakeup.
+        if let Some(waker) = first {
+            waker.wake();
+        }
+    }
+
+    /// Registers a listener on `event`, after marking that someone listens
+    /// (so that `finish` notifies). The caller re-checks `done` afterwards.
+    pub(super) fn listen(&self) -> EventListener {
+        self.listen_locked(lock(&self.waiters))
+    }
+
+    /// [`listen`](Self::listen), for a caller that already holds the lock.
+    fn listen_locked(&self, mut waiters: MutexGuard<'_, Waiters>) -> EventListener {
+        waiters.listening = true;
+        drop(waiters);
+        self.event.listen()
+    }
+
+    #[inline]
+    pub(super) fn is_done(&self) -> bool {
+        // Acquire: pairs with the Release store in `finish` (see there).
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Blocks the thread until the group is done.
+    pub(super) fn wait_blocking(&self) {
+        while !self.is_done() {
+            let listener = self.listen();
+            // No wakeup can be lost: `finish` sets `done` before notifying,
+            // and this listener was registered before the re-check.
+            if self.is_done() {
+                return;
+            }
+            listener.wait();
+        }
+    }
+
+    /// Blocks the thread until the group is done (`true`) or `deadline` has
+    /// come (`false`); `None` never comes.
+    pub(super) fn wait_blocking_until(&self, deadline: Option<std::time::Instant>) -> bool {
+        while !self.is_done() {
+            let listener = self.listen();
+            // No wakeup can be lost: see `wait_blocking`.
+            if self.is_done() {
+                return true;
+            }
+            match deadline {
+                Some(deadline) => {
+                    if listener.wait_deadline(deadline).is_none() {
+                        return self.is_done();
+                    }
+                }
+                // A timeout too large to represent never runs out.
+                None => listener.wait(),
+            }
+        }
+        true
+    }
+}
+
+/// Future of [`Group::wait`]: ready once the group is closed and every guard
+/// is gone.
+#[must_use = "futures do nothing unless polled"]
+pub struct Wait<'a> {
+    shared: &'a Shared,
+    /// How this future is registered for the wakeup. Nothing until the fast
+    /// path fails, so building and polling a `Wait` on a drained group
+    /// allocates nothing and takes no lock.
+    state: WaitState,
+}
+
+/// How a pending [`Wait`] will be woken.
+enum WaitState {
+    /// Not registered yet.
+    Idle,
+    /// Owns the group's single-waiter slot (no allocation).
+    First,
+    /// The slot was taken: listens on the group's event.
+    Listening(EventListener),
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shared.is_done() {
+            return Poll::Ready(());
+        }
+        self.poll_registered(cx)
+    }
+}
+
+impl<'a> Wait<'a> {
+    /// A wait on the group whose shared state is `shared` (already closed).
+    #[inline]
+    pub(super) fn new(shared: &'a Shared) -> Wait<'a> {
+        Wait {
+            shared,
+            state: WaitState::Idle,
+        }
+    }
+
+    /// The slow path of `poll`: register for the wakeup, then re-check.
+    fn poll_registered(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let poll = match &mut self.state {
+                WaitState::Idle | WaitState::First => self.poll_slot(cx),
+                WaitState::Listening(listener) => poll_listener(self.shared, listener, cx),
+            };
+            if let Some(poll) = poll {
+                return poll;
+            }
+        }
+    }
+
+    /// Takes the first-waiter slot (or keeps it) and parks the waker there;
+    /// `None` if the slot was taken and this wait now listens instead (the
+    /// caller polls again).
+    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Option<Poll<()>> {
+        let shared = self.shared;
+        // Planted bug for tests/loom.rs: a check made before locking can
+        // miss a `finish` that runs between it and the waker's store.
+        let early_check = cfg!(smol_graceful_bug = "no_recheck").then(|| shared.is_done());
+        let mut waiters = lock(&shared.waiters);
+        if matches!(self.state, WaitState::Idle) {
+            if waiters.first_taken {
+                // Listen instead. `done` is re-checked by the caller's next
+                // turn, after registering.
+                self.state = WaitState::Listening(shared.listen_locked(waiters));
+                return None;
+            }
+            waiters.first_taken = true;
+            self.state = WaitState::First;
+        }
+        // No wakeup can be lost: `done` is re-checked under the slot's lock,
+        // which `finish` takes after setting it (see `Shared::finish`).
+        if early_check.unwrap_or_else(|| shared.is_done()) {
+            return Some(Poll::Ready(()));
+        }
+        match &mut waiters.first {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            waker => *waker = Some(cx.waker().clone()),
+        }
+        Some(Poll::Pending)
+    }
+
+    /// Gives up the slot or the listener (out of line: only pending waits
+    /// that are dropped get here).
+    #[cold]
+    #[inline(never)]
+    fn unregister(&mut self) {
+        let state = std::mem::replace(&mut self.state, WaitState::Idle);
+        // Once done, nobody will use the slot again: skip the lock.
+        if matches!(state, WaitState::First) && !self.shared.is_done() {
+            let mut waiters = lock(&self.shared.waiters);
+            waiters.first_taken = false;
+            waiters.first = None;
+        }
+    }
+}
+
+/// Polls a wait that listens on the group's event; `None` if it was woken
+/// without the group being done (the caller polls again, re-registered).
+fn poll_listener(
+    shared: &Shared,
+    listener: &mut EventListener,
+    cx: &mut Context<'_>,
+) -> Option<Poll<()>> {
+    // No wakeup can be lost: `finish` sets `done` before it notifies, and
+    // `done` is re-checked after registering.
+    if shared.is_done() {
+        return Some(Poll::Ready(()));
+    }
+    if Pin::new(&mut *listener).poll(cx).is_pending() {
+        return Some(Poll::Pending);
+    }
+    if shared.is_done() {
+        return Some(Poll::Ready(()));
+    }
+    *listener = shared.listen();
+    None
+}
+
+impl Drop for Wait<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !matches!(self.state, WaitState::Idle) {
+            self.unregister();
+        }
+    }
+}
+
+impl fmt::Debug for Wait<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wait")
+            .field("done", &self.shared.is_done())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Future of [`Group::wait_timeout`] and [`Group::wait_deadline`].
+#[cfg(feature = "smol")]
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitTimeout<'a> {
+    wait: Wait<'a>,
+    timer: smol::Timer,
+    group: &'a Group,
+}
+
+#[cfg(feature = "smol")]
+impl<'a> WaitTimeout<'a> {
+    /// Closes `group` and waits for it until `timer` fires.
+    pub(super) fn new(group: &'a Group, timer: smol::Timer) -> WaitTimeout<'a> {
+        WaitTimeout {
+            wait: group.wait(),
+            timer,
+            group,
+        }
+    }
+}
+
+#[cfg(feature = "smol")]
+impl Future for WaitTimeout<'_> {
+    type Output = Result<(), Stragglers>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Finished work wins over an expired timer.
+        if Pin::new(&mut self.wait).poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        std::task::ready!(Pin::new(&mut self.timer).poll(cx));
+        Poll::Ready(Err(self.group.stragglers()))
+    }
+}
+
+#[cfg(feature = "smol")]
+impl fmt::Debug for WaitTimeout<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitTimeout")
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The first-waiter slot and the order of wake-ups; behaviour is tested
+    //! in `tests/group.rs`.
+
+    use super::*;
+    use crate::Group;
+    use futures_lite::future::{block_on, poll_once};
+
+    #[test]
+    fn a_panicking_first_waker_does_not_stop_the_other_waiters_waking() {
+        // The first async waiter's waker panics when woken (a broken
+        // executor); the last guard's drop unwinds, but a blocking waiter
+        // listening on the event must still return.
+        struct Panics;
+        impl std::task::Wake for Panics {
+            fn wake(self: std::sync::Arc<Self>) {
+                panic!("waker panics");
+            }
+        }
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut first = group.wait();
+        let waker = Waker::from(std::sync::Arc::new(Panics));
+        assert!(Pin::new(&mut first)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        let (returned, blocking_returned) = std::sync::mpsc::channel();
+        let blocking = {
+            let group = group.clone();
+            std::thread::spawn(move || {
+                group.wait_blocking();
+                returned.send(()).unwrap();
+            })
+        };
+        // The blocking waiter marks `listening` before it blocks.
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !lock(&group.handle.shared.waiters).listening {
+            assert!(std::time::Instant::now() < give_up, "never listened");
+            std::thread::yield_now();
+        }
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(guard)));
+        assert!(dropped.is_err(), "the waker's panic reaches the dropper");
+        blocking_returned
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the blocking waiter was woken");
+        blocking.join().unwrap();
+        assert!(group.is_empty());
+    }
+
+    #[test]
+    fn the_first_waiter_takes_the_slot_and_later_ones_listen() {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut first = group.wait();
+        assert!(matches!(first.state, WaitState::Idle));
+        assert!(block_on(poll_once(&mut first)).is_none());
+        assert!(matches!(first.state, WaitState::First));
+        assert!(lock(&group.handle.shared.waiters).first.is_some());
+
+        let mut second = group.wait();
+        assert!(block_on(poll_once(&mut second)).is_none());
+        assert!(matches!(second.state, WaitState::Listening(_)));
+
+        drop(guard);
+        assert!(
+            lock(&group.handle.shared.waiters).first.is_none(),
+            "taken by finish"
+        );
+        assert!(block_on(poll_once(&mut first)).is_some());
+        assert!(block_on(poll_once(&mut second)).is_some());
+
+        let empty = Group::new();
+        let mut wait = empty.wait();
+        assert!(block_on(poll_once(&mut wait)).is_some());
+        assert!(
+            matches!(wait.state, WaitState::Idle),
+            "the fast path registers nothing"
+        );
+    }
+
+    #[test]
+    fn a_dropped_first_waiter_frees_the_slot_for_the_next() {
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut first = group.wait();
+        assert!(block_on(poll_once(&mut first)).is_none());
+        drop(first);
+        let waiters = lock(&group.handle.shared.waiters);
+        assert!(!waiters.first_taken && waiters.first.is_none());
+        drop(waiters);
+
+        let mut next = group.wait();
+        assert!(block_on(poll_once(&mut next)).is_none());
+        assert!(matches!(next.state, WaitState::First));
+        drop(guard);
+        assert!(block_on(poll_once(&mut next)).is_some());
+    }
+}
