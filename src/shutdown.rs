@@ -255,6 +255,10 @@ pub enum Reason {
     Signal(i32),
     /// [`Shutdown::trigger`] was called.
     Requested,
+    /// The work this shutdown scoped has finished: a `TaskSet`'s `join`
+    /// returned (as Go's `errgroup.WithContext` cancels its context when
+    /// `Wait` returns).
+    Finished,
     /// A task failed; holds its error.
     Error(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>),
 }
@@ -280,6 +284,7 @@ impl fmt::Display for Reason {
             Reason::Signal(15) => f.write_str("signal SIGTERM"),
             Reason::Signal(signo) => write!(f, "signal {signo}"),
             Reason::Requested => f.write_str("requested"),
+            Reason::Finished => f.write_str("finished"),
             Reason::Error(error) => write!(f, "error: {error}"),
         }
     }

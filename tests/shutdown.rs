@@ -206,6 +206,7 @@ fn reasons_display_readably() {
     assert_eq!(Reason::Signal(15).to_string(), "signal SIGTERM");
     assert_eq!(Reason::Signal(1).to_string(), "signal 1");
     assert_eq!(Reason::Requested.to_string(), "requested");
+    assert_eq!(Reason::Finished.to_string(), "finished");
     let io = std::io::Error::other("disk full");
     assert_eq!(Reason::error(io).to_string(), "error: disk full");
     let shutdown = Shutdown::new();
