@@ -399,7 +399,7 @@ impl Group {
     /// ```
     #[cfg(feature = "smol")]
     pub fn wait_timeout(&self, timeout: Duration) -> WaitTimeout<'_> {
-        WaitTimeout::new(self, smol::Timer::after(timeout))
+        WaitTimeout::new(self, || Instant::now().checked_add(timeout))
     }
 
     /// Closes the group and waits until every guard is gone or `deadline`
@@ -431,7 +431,7 @@ impl Group {
     /// ```
     #[cfg(feature = "smol")]
     pub fn wait_deadline(&self, deadline: Instant) -> WaitTimeout<'_> {
-        WaitTimeout::new(self, smol::Timer::at(deadline))
+        WaitTimeout::new(self, || Some(deadline))
     }
 
     /// A snapshot of the live guards: how many, and the named ones with

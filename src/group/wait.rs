@@ -17,6 +17,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+#[cfg(feature = "smol")]
+use std::time::Instant;
 
 use event_listener::{Event, EventListener, Listener};
 
@@ -295,18 +297,32 @@ impl fmt::Debug for Wait<'_> {
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitTimeout<'a> {
     wait: Wait<'a>,
-    timer: smol::Timer,
     group: &'a Group,
+    /// When to give up: `None` if the group was already done at the call
+    /// (no clock was read), `Some(None)` for a deadline too far to
+    /// represent (never).
+    deadline: Option<Option<Instant>>,
+    /// Made at the first poll that finds the group not done: a wait that is
+    /// ready at once never registers a timer with the reactor.
+    timer: Option<smol::Timer>,
 }
 
 #[cfg(feature = "smol")]
 impl<'a> WaitTimeout<'a> {
-    /// Closes `group` and waits for it until `timer` fires.
-    pub(super) fn new(group: &'a Group, timer: smol::Timer) -> WaitTimeout<'a> {
+    /// Closes `group` and waits for it until `deadline()`, which is called
+    /// at once (the clock starts at the call) unless the group is already
+    /// done.
+    pub(super) fn new(
+        group: &'a Group,
+        deadline: impl FnOnce() -> Option<Instant>,
+    ) -> WaitTimeout<'a> {
+        let wait = group.wait();
+        let deadline = (!wait.shared.is_done()).then(deadline);
         WaitTimeout {
-            wait: group.wait(),
-            timer,
+            wait,
             group,
+            deadline,
+            timer: None,
         }
     }
 }
@@ -320,8 +336,17 @@ impl Future for WaitTimeout<'_> {
         if Pin::new(&mut self.wait).poll(cx).is_ready() {
             return Poll::Ready(Ok(()));
         }
-        std::task::ready!(Pin::new(&mut self.timer).poll(cx));
-        Poll::Ready(Err(self.group.stragglers()))
+        let this = &mut *self;
+        let Some(deadline) = this.deadline else {
+            // Done at the call: `done` never goes back, so `wait` was ready.
+            unreachable!("a group done at the call is done at every poll")
+        };
+        let timer = this.timer.get_or_insert_with(|| match deadline {
+            Some(deadline) => smol::Timer::at(deadline),
+            None => smol::Timer::never(),
+        });
+        std::task::ready!(Pin::new(timer).poll(cx));
+        Poll::Ready(Err(this.group.stragglers()))
     }
 }
 
@@ -431,5 +456,25 @@ mod tests {
         assert!(matches!(next.state, WaitState::First));
         drop(guard);
         assert!(block_on(poll_once(&mut next)).is_some());
+    }
+
+    #[cfg(feature = "smol")]
+    #[test]
+    fn a_wait_timeout_on_a_done_group_reads_no_clock_and_makes_no_timer() {
+        let group = Group::new();
+        let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
+        assert!(wait.deadline.is_none(), "done at the call");
+        assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
+        assert!(wait.timer.is_none());
+
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut wait = group.wait_timeout(std::time::Duration::MAX);
+        assert_eq!(wait.deadline, Some(None), "too far to represent: never");
+        assert!(wait.timer.is_none(), "not before the first poll");
+        assert!(block_on(poll_once(&mut wait)).is_none());
+        assert!(wait.timer.is_some());
+        drop(guard);
+        assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
     }
 }
