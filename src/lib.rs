@@ -65,11 +65,16 @@
 //!   executors, the timers behind [`Group::wait_timeout`] /
 //!   [`Group::wait_deadline`], and [`TaskSet`].
 //! - `signal` (default): the [`signal`] module.
+//! - `systemd`: the [`systemd`] module, which tells systemd (or any service
+//!   manager that speaks sd_notify) that the service is ready, stopping,
+//!   still draining and alive. Turns on `smol` for its timers; a no-op
+//!   outside systemd and on targets other than Unix.
 //!
 //! With `default-features = false`, [`Group`] (without the timed waits) and
 //! [`Shutdown`] need only `event-listener` and `async-channel`.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod futures;
@@ -79,6 +84,9 @@ mod shutdown;
 pub mod signal;
 mod stragglers;
 mod sync;
+#[cfg(feature = "systemd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "systemd")))]
+pub mod systemd;
 #[cfg(feature = "smol")]
 mod task_set;
 
