@@ -72,7 +72,23 @@
 //!
 //! With `default-features = false`, [`Group`] (without the timed waits) and
 //! [`Shutdown`] need only `event-listener` and `async-channel`.
-
+//!
+// An item behind a feature that is off cannot be linked to: its links lead to the
+// list of features above instead, so that every feature set documents cleanly.
+#![cfg_attr(
+    not(feature = "smol"),
+    doc = "[`Group::spawn`]: crate#features",
+    doc = "[`Group::spawn_local`]: crate#features",
+    doc = "[`Group::wait_timeout`]: crate#features",
+    doc = "[`Group::wait_deadline`]: crate#features",
+    doc = "[`TaskSet`]: crate#features"
+)]
+#![cfg_attr(
+    not(feature = "signal"),
+    doc = "[`signal`]: crate#features",
+    doc = "[`signal::watch`]: crate#features"
+)]
+#![cfg_attr(not(feature = "systemd"), doc = "[`systemd`]: crate#features")]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]

@@ -341,16 +341,14 @@ pub fn notify_on_shutdown(
 /// # });
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "systemd")))]
-pub fn extend_timeout_while<F: Future>(by: Duration, future: F) -> impl Future<Output = F::Output> {
-    async move {
-        if !is_enabled() {
-            log::debug!("systemd: NOTIFY_SOCKET is not set; no timeout extensions");
-            return future.await;
-        }
-        let by = by.max(2 * MIN_INTERVAL);
-        // `or` polls `future` first, so a ready future sends nothing.
-        smol::future::or(future, repeat(Message::ExtendTimeout(by), by / 2)).await
+pub async fn extend_timeout_while<F: Future>(by: Duration, future: F) -> F::Output {
+    if !is_enabled() {
+        log::debug!("systemd: NOTIFY_SOCKET is not set; no timeout extensions");
+        return future.await;
     }
+    let by = by.max(2 * MIN_INTERVAL);
+    // `or` polls `future` first, so a ready future sends nothing.
+    smol::future::or(future, repeat(Message::ExtendTimeout(by), by / 2)).await
 }
 
 /// Sends `message` now and then every `interval` (after each send returns),
