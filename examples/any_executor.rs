@@ -19,6 +19,9 @@ use smol::{Executor, LocalExecutor, Timer};
 use smol_graceful::{Group, Shutdown};
 
 fn main() -> ExitCode {
+    // `RUST_LOG=debug` shows what the library logs (warnings only by default).
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .try_init();
     let group = Group::new();
     let shutdown = Shutdown::new();
     // Each task says here when it has done some work, so `main` knows all of them run.

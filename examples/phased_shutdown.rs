@@ -27,6 +27,9 @@ const SERVE_FOR: Duration = Duration::from_millis(150);
 const STUBBORN_REQUEST: u64 = 3;
 
 fn main() -> ExitCode {
+    // `RUST_LOG=debug` shows what the library logs (warnings only by default).
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .try_init();
     let stubborn = std::env::args().skip(1).any(|arg| arg == "--stubborn");
     let ex = Executor::new();
     smol::block_on(ex.run(serve(&ex, stubborn)))

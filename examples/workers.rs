@@ -31,10 +31,10 @@ struct Done {
 }
 
 fn main() -> ExitCode {
-    if log::set_logger(&StderrLogger).is_ok() {
-        let level = std::env::var("RUST_LOG").ok().and_then(|l| l.parse().ok());
-        log::set_max_level(level.unwrap_or(log::LevelFilter::Info));
-    }
+    // The library logs the signals it receives; `RUST_LOG` picks the level (`info` by
+    // default). env_logger ignores write errors, so a dead stderr cannot stop the drain.
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .try_init();
     let (run_for, grace) = match (env_ms("RUN_MS"), env_ms("GRACE_MS")) {
         (Ok(run_for), Ok(grace)) => (run_for, grace.unwrap_or(Duration::from_secs(5))),
         (Err(name), _) | (_, Err(name)) => {
@@ -234,23 +234,4 @@ fn say(line: std::fmt::Arguments<'_>) {
 /// `eprintln!` would panic instead.
 fn complain(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr(), "{line}");
-}
-
-/// A minimal `log` backend: `[LEVEL] message` on stderr; the level comes from
-/// `RUST_LOG` (`info` by default). The library logs the signals it receives. It never
-/// panics: a logger runs inside whatever code logs, here the signal watcher.
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            complain(format_args!("[{}] {}", record.level(), record.args()));
-        }
-    }
-
-    fn flush(&self) {}
 }
