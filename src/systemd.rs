@@ -13,7 +13,7 @@
 //! | [`watchdog`] | `WATCHDOG=1` | resets the `WatchdogSec` timer |
 //!
 //! A graceful stop under systemd is: `READY=1` once serving; then SIGTERM
-//! (`KillSignal=`, which [`signal::watch`](crate::signal::watch) turns into
+//! (`KillSignal=`, which [`signal::watch`] turns into
 //! a [`Shutdown`] trigger); `STOPPING=1`; `EXTEND_TIMEOUT_USEC` every so
 //! often while the drain runs, so that a drain longer than `TimeoutStopSec`
 //! is not cut by SIGKILL; exit.
@@ -85,6 +85,10 @@
 //!
 //! [sd_notify(3)]: https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
 //! [`sd-notify`]: https://docs.rs/sd-notify
+//!
+// `signal` is a feature of its own: without it, the link leads to the features list.
+#![cfg_attr(feature = "signal", doc = "[`signal::watch`]: crate::signal::watch")]
+#![cfg_attr(not(feature = "signal"), doc = "[`signal::watch`]: crate#features")]
 
 use std::fmt;
 use std::future::Future;
