@@ -39,7 +39,7 @@ pub use wait::WaitTimeout;
 /// they are all gone.
 ///
 /// Each task holds a [`Guard`] from [`add`](Self::add) (or runs inside
-/// [`track`](Self::track) / [`spawn`](Self::spawn), which hold one for it).
+/// [`track`](Self::track) / [`spawn`], which hold one for it).
 /// Dropping the guard, normally or by a panic unwinding, tells the group the
 /// task is done. [`wait`](Self::wait) *closes* the group, so no new work can
 /// join, and resolves once every guard is gone.
@@ -82,7 +82,7 @@ pub use wait::WaitTimeout;
 /// - Go's `sync.WaitGroup`: `Add`/`Done` become an RAII guard, so `Done` can
 ///   be neither forgotten nor called twice; `Add` after `Wait` started is an
 ///   error instead of a race; a group is never reused across lifecycles; and
-///   [`wait_timeout`](Self::wait_timeout) names the tasks that did not finish.
+///   [`wait_timeout`] names the tasks that did not finish.
 /// - crossbeam's `WaitGroup`: the same RAII idea for threads, but waiting
 ///   consumes a handle and blocks a thread; here waiting is a future (or
 ///   blocking, if you prefer), several waiters are fine, and the group can
@@ -90,6 +90,11 @@ pub use wait::WaitTimeout;
 /// - tokio-util's `TaskTracker`: the closest peer (close, then wait). It
 ///   needs tokio for spawning and timers; this group works with any executor,
 ///   and adds named guards and straggler reports.
+///
+#[cfg_attr(feature = "smol", doc = "[`spawn`]: Self::spawn")]
+#[cfg_attr(not(feature = "smol"), doc = "[`spawn`]: crate#features")]
+#[cfg_attr(feature = "smol", doc = "[`wait_timeout`]: Self::wait_timeout")]
+#[cfg_attr(not(feature = "smol"), doc = "[`wait_timeout`]: crate#features")]
 #[derive(Clone)]
 pub struct Group {
     handle: Arc<Handle>,
@@ -283,9 +288,9 @@ impl Group {
     ///
     /// Do not wait on a group from a task that holds one of its guards
     /// (including a future made by [`track`](Self::track) or
-    /// [`spawn`](Self::spawn) of the same group): that guard lives until the
+    /// [`spawn`] of the same group): that guard lives until the
     /// wait returns, so the wait never resolves. Drop the guard first, or
-    /// wait from outside the group. [`wait_timeout`](Self::wait_timeout)
+    /// wait from outside the group. [`wait_timeout`]
     /// gives up instead, and lists that guard among the stragglers.
     ///
     /// # Cancel safety
@@ -310,6 +315,11 @@ impl Group {
     /// # worker.await;
     /// # });
     /// ```
+    ///
+    #[cfg_attr(feature = "smol", doc = "[`spawn`]: Self::spawn")]
+    #[cfg_attr(not(feature = "smol"), doc = "[`spawn`]: crate#features")]
+    #[cfg_attr(feature = "smol", doc = "[`wait_timeout`]: Self::wait_timeout")]
+    #[cfg_attr(not(feature = "smol"), doc = "[`wait_timeout`]: crate#features")]
     #[inline]
     pub fn wait(&self) -> Wait<'_> {
         self.close();

@@ -101,8 +101,8 @@ impl Registry {
 
 /// Who was still running when a group was asked to finish.
 ///
-/// Returned as the error of [`Group::wait_timeout`](crate::Group::wait_timeout)
-/// and [`Group::wait_deadline`](crate::Group::wait_deadline), and at any time by
+/// Returned as the error of [`Group::wait_timeout`] and [`Group::wait_deadline`]
+/// (feature `smol`) and [`Group::wait_blocking_timeout`](crate::Group::wait_blocking_timeout), and at any time by
 /// [`Group::stragglers`](crate::Group::stragglers). It is a snapshot: the
 /// group may have moved on since.
 ///
@@ -127,6 +127,20 @@ impl Registry {
 /// println!("{stragglers}");
 /// # });
 /// ```
+///
+#[cfg_attr(
+    feature = "smol",
+    doc = "[`Group::wait_timeout`]: crate::Group::wait_timeout"
+)]
+#[cfg_attr(
+    feature = "smol",
+    doc = "[`Group::wait_deadline`]: crate::Group::wait_deadline"
+)]
+#[cfg_attr(not(feature = "smol"), doc = "[`Group::wait_timeout`]: crate#features")]
+#[cfg_attr(
+    not(feature = "smol"),
+    doc = "[`Group::wait_deadline`]: crate#features"
+)]
 #[derive(Clone)]
 pub struct Stragglers {
     count: usize,

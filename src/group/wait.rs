@@ -151,7 +151,7 @@ impl Shared {
     }
 }
 
-/// Future of [`Group::wait`]: ready once the group is closed and every guard
+/// Future of [`Group::wait`](crate::Group::wait): ready once the group is closed and every guard
 /// is gone.
 #[must_use = "futures do nothing unless polled"]
 pub struct Wait<'a> {
