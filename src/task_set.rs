@@ -89,7 +89,7 @@ use self::user_code::user_code;
 ///   drop one and join again later.
 /// - **The set's shutdown ends with it.** When `join` (or `join_timeout`)
 ///   returns the outcome, it triggers the set's shutdown, with
-///   [`Reason::Requested`] unless a failure triggered it first: as Go's
+///   [`Reason::Finished`] unless a failure triggered it first: as Go's
 ///   `WithContext` cancels its context the first time `Wait` returns,
 ///   anything still watching the set's shutdown (a helper given a
 ///   [`child`](Shutdown::child) of it, say) stops with the set.
@@ -459,7 +459,7 @@ impl<T, E> TaskSet<T, E> {
     /// their own; trigger [`shutdown`](Self::shutdown) first to stop them.
     ///
     /// When it returns, `join` triggers the set's [`shutdown`](Self::shutdown)
-    /// with [`Reason::Requested`] (a failure that triggered it first keeps its
+    /// with [`Reason::Finished`] (a failure that triggered it first keeps its
     /// [`Reason::Error`]), as errgroup's `Wait` cancels the context of
     /// `WithContext`: whatever still watches the set's shutdown stops too.
     ///

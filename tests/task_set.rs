@@ -535,7 +535,7 @@ fn join_triggers_the_sets_shutdown_when_it_returns() {
         assert_eq!(run_bounded(join).unwrap(), [1]);
     }
     runner.join().unwrap();
-    assert!(matches!(set.shutdown().reason(), Some(Reason::Requested)));
+    assert!(matches!(set.shutdown().reason(), Some(Reason::Finished)));
     assert!(helper.is_triggered(), "the set's scopes hear it too");
     run_bounded(helper.triggered());
 }
@@ -569,7 +569,7 @@ fn join_timeout_triggers_the_shutdown_when_it_returns_the_outcome_only() {
     run_bounded(task);
     let outcome = run_bounded(set.join_timeout(Duration::from_secs(5))).unwrap();
     assert_eq!(outcome.unwrap(), [3]);
-    assert!(matches!(set.shutdown().reason(), Some(Reason::Requested)));
+    assert!(matches!(set.shutdown().reason(), Some(Reason::Finished)));
 }
 
 #[test]

@@ -26,6 +26,7 @@ use super::slot::{Shared, Slot};
 use super::user_code::user_code;
 use super::TaskSet;
 use crate::group::{Group, Wait};
+use crate::shutdown::Reason;
 #[cfg(doc)]
 use crate::stragglers::Straggler;
 use crate::stragglers::Stragglers;
@@ -418,7 +419,7 @@ impl<T, E> Future for Join<'_, T, E> {
         // returns, tell whatever still watches its shutdown. A failure that
         // triggered it first keeps its reason. The trigger takes effect
         // before it logs, so a panicking logger is ignored.
-        user_code(|| this.shared.shutdown.trigger());
+        user_code(|| this.shared.shutdown.trigger_with(Reason::Finished));
         Poll::Ready(outcomes.into_results())
     }
 }
