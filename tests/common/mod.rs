@@ -20,8 +20,6 @@ pub mod second_signal;
 pub mod subprocess;
 pub mod waker;
 
-use std::fmt::Display;
-use std::future::Future;
 use std::panic::Location;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -33,7 +31,10 @@ pub const LIMIT: Duration = Duration::from_secs(5);
 /// than [`LIMIT`]. The timer is async-io's, which runs under any executor (its own thread
 /// drives it otherwise), so this bounds a wait on smol, tokio or `block_on` alike.
 #[cfg(feature = "smol")]
-pub async fn within<T>(what: impl Display, future: impl Future<Output = T>) -> T {
+pub async fn within<T>(
+    what: impl std::fmt::Display,
+    future: impl std::future::Future<Output = T>,
+) -> T {
     smol::future::or(future, async {
         smol::Timer::after(LIMIT).await;
         panic!("{what}: timed out after {LIMIT:?}");
@@ -45,7 +46,7 @@ pub async fn within<T>(what: impl Display, future: impl Future<Output = T>) -> T
 /// names the line of the call.
 #[cfg(feature = "smol")]
 #[track_caller]
-pub fn run_bounded<T>(future: impl Future<Output = T>) -> T {
+pub fn run_bounded<T>(future: impl std::future::Future<Output = T>) -> T {
     let caller = Location::caller();
     futures_lite::future::block_on(within(format_args!("the wait at {caller}"), future))
 }
