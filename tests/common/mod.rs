@@ -16,6 +16,8 @@ pub mod http;
 pub mod pool;
 #[cfg(all(unix, feature = "smol", feature = "signal"))]
 pub mod second_signal;
+#[cfg(all(unix, feature = "smol", feature = "signal"))]
+pub mod signals;
 #[cfg(unix)]
 pub mod subprocess;
 pub mod waker;
