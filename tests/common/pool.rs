@@ -49,6 +49,7 @@ impl Pool {
 
     /// Stops the threads (tasks not finished stay in the executor, unrun) and joins them,
     /// failing the test if one does not end within [`super::LIMIT`].
+    #[track_caller]
     pub fn stop(mut self) {
         self.stop.close();
         for handle in std::mem::take(&mut self.threads) {
