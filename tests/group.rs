@@ -1,15 +1,14 @@
-//! Group semantics, driven deterministically with `poll_once`.
+//! Group semantics, driven deterministically with `poll_once` (or a flag waker, where a
+//! test's name promises a wake). The tests that need smol's executors or async-io's
+//! timers are in `group_smol.rs`.
 
 mod common;
 
 use std::pin::pin;
 use std::sync::mpsc;
 use std::time::Duration;
-#[cfg(feature = "smol")]
-use std::time::Instant;
 
-#[cfg(feature = "smol")]
-use common::run_bounded;
+use common::waker::FlagWaker;
 use futures_lite::future::{block_on, poll_once};
 use smol_graceful::{Closed, Group, Guard, Tracked};
 
@@ -33,12 +32,14 @@ fn wait_stays_pending_while_a_guard_lives_and_wakes_after_last_guard() {
     let group = Group::new();
     let a = group.add().unwrap();
     let b = group.add().unwrap();
+    let waker = FlagWaker::new();
     let mut wait = pin!(group.wait());
-    assert!(block_on(poll_once(wait.as_mut())).is_none());
+    assert!(waker.poll(wait.as_mut()).is_pending());
     drop(a);
-    assert!(block_on(poll_once(wait.as_mut())).is_none());
+    assert!(waker.poll(wait.as_mut()).is_pending());
     drop(b);
-    assert!(block_on(poll_once(wait.as_mut())).is_some());
+    assert!(waker.take_woken(), "the last guard did not wake the waiter");
+    assert!(waker.poll(wait.as_mut()).is_ready());
 }
 
 #[test]
@@ -97,28 +98,19 @@ fn add_named_and_track_fail_after_close() {
     assert!(group.stragglers().is_empty());
 }
 
-#[cfg(feature = "smol")]
-#[test]
-fn spawn_and_spawn_local_fail_after_close() {
-    let group = Group::new();
-    group.close();
-    let ex = smol::Executor::new();
-    assert_eq!(group.spawn(&ex, async {}).unwrap_err(), Closed);
-    let local = smol::LocalExecutor::new();
-    assert_eq!(group.spawn_local(&local, async {}).unwrap_err(), Closed);
-}
-
 #[test]
 fn guard_clone_works_after_close_and_keeps_wait_pending() {
     let group = Group::new();
     let guard = group.add().unwrap();
+    let waker = FlagWaker::new();
     let mut wait = pin!(group.wait());
     let clone = guard.clone();
     assert_eq!(group.len(), 2);
     drop(guard);
-    assert!(block_on(poll_once(wait.as_mut())).is_none());
+    assert!(waker.poll(wait.as_mut()).is_pending());
     drop(clone);
-    assert!(block_on(poll_once(wait.as_mut())).is_some());
+    assert!(waker.take_woken(), "the last clone did not wake the waiter");
+    assert!(waker.poll(wait.as_mut()).is_ready());
 }
 
 #[test]
@@ -136,17 +128,6 @@ fn guard_dropped_by_panic_unwinding_counts_down() {
     assert!(block_on(poll_once(wait.as_mut())).is_some());
 }
 
-#[cfg(feature = "smol")]
-#[test]
-fn tracked_future_that_panics_releases_its_guard() {
-    let ex = smol::Executor::new();
-    let group = Group::new();
-    let task = group.spawn(&ex, async { panic!("boom") }).unwrap();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| block_on(ex.run(task))));
-    assert!(outcome.is_err());
-    assert!(group.is_empty());
-}
-
 #[test]
 fn dropping_the_group_handle_while_guards_live_is_fine() {
     let group = Group::new();
@@ -154,10 +135,15 @@ fn dropping_the_group_handle_while_guards_live_is_fine() {
     let guard = group.add_named("orphan").unwrap();
     drop(group);
     assert_eq!(observer.len(), 1);
+    let waker = FlagWaker::new();
     let mut wait = pin!(observer.wait());
-    assert!(block_on(poll_once(wait.as_mut())).is_none());
+    assert!(waker.poll(wait.as_mut()).is_pending());
     drop(guard);
-    assert!(block_on(poll_once(wait.as_mut())).is_some());
+    assert!(
+        waker.take_woken(),
+        "the orphan guard did not wake the waiter"
+    );
+    assert!(waker.poll(wait.as_mut()).is_ready());
 
     // And with no handle left at all.
     let group = Group::new();
@@ -206,88 +192,16 @@ fn wait_is_cancel_safe() {
         let mut first = pin!(group.wait());
         assert!(block_on(poll_once(first.as_mut())).is_none());
     } // cancelled while registered
+    let waker = FlagWaker::new();
     let mut second = pin!(group.wait());
-    assert!(block_on(poll_once(second.as_mut())).is_none());
+    assert!(waker.poll(second.as_mut()).is_pending());
     drop(guard);
-    assert!(block_on(poll_once(second.as_mut())).is_some());
-}
-
-#[cfg(feature = "smol")]
-#[test]
-#[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
-fn wait_timeout_is_ok_when_work_ends_in_time() {
-    let group = Group::new();
-    let guard = group.add_named("quick").unwrap();
-    let dropper = std::thread::spawn(move || drop(guard));
-    run_bounded(async {
-        assert!(group.wait_timeout(Duration::from_secs(10)).await.is_ok());
-    });
-    dropper.join().unwrap();
-}
-
-#[cfg(feature = "smol")]
-#[test]
-#[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
-fn wait_timeout_lists_named_stragglers_oldest_first_with_total_count() {
-    let group = Group::new();
-    let _first = group.add_named("first").unwrap();
-    let _anonymous = group.add().unwrap();
-    let second = group.add_named(String::from("second")).unwrap();
-    let _second_clone = second.clone();
-    let started = Instant::now();
-    let err = run_bounded(group.wait_timeout(Duration::from_millis(20))).unwrap_err();
-    assert!(started.elapsed() >= Duration::from_millis(20));
-    assert_eq!(err.count(), 4);
-    assert_eq!(err.names(), ["first", "second", "second"]);
-    let ages: Vec<Duration> = err.named().iter().map(|s| s.age()).collect();
+    // The cancelled waiter did not take the wake-up with it.
     assert!(
-        ages.windows(2).all(|w| w[0] >= w[1]),
-        "oldest first: {ages:?}"
+        waker.take_woken(),
+        "the waiter after a cancelled one was not woken"
     );
-    assert!(ages[0] >= Duration::from_millis(20));
-    assert!(err.named()[0].location().file().ends_with("group.rs"));
-    let report = err.to_string();
-    assert!(
-        report.starts_with("4 tasks still running (3 named, 1 unnamed)"),
-        "{report}"
-    );
-    assert_eq!(report.lines().count(), 4, "{report}");
-    assert!(report.contains("  - first (running for "), "{report}");
-}
-
-#[cfg(feature = "smol")]
-#[test]
-fn wait_deadline_in_the_past_answers_at_once() {
-    let group = Group::new();
-    let _guard = group.add().unwrap();
-    let past = Instant::now()
-        .checked_sub(Duration::from_secs(1))
-        .unwrap_or_else(Instant::now);
-    let mut wait = pin!(group.wait_deadline(past));
-    let err = block_on(poll_once(wait.as_mut()))
-        .expect("ready at once")
-        .unwrap_err();
-    assert_eq!(err.count(), 1);
-    assert!(err.names().is_empty());
-}
-
-#[cfg(feature = "smol")]
-#[test]
-fn wait_timeout_prefers_success_when_already_drained() {
-    let group = Group::new();
-    let mut wait = pin!(group.wait_timeout(Duration::ZERO));
-    assert!(matches!(block_on(poll_once(wait.as_mut())), Some(Ok(()))));
-}
-
-#[cfg(feature = "smol")]
-#[test]
-fn wait_timeout_with_a_huge_duration_does_not_fire() {
-    let group = Group::new();
-    let guard = group.add().unwrap();
-    let mut wait = pin!(group.wait_timeout(Duration::MAX));
-    assert!(block_on(poll_once(wait.as_mut())).is_none());
-    drop(guard);
-    assert!(matches!(block_on(poll_once(wait.as_mut())), Some(Ok(()))));
+    assert!(waker.poll(second.as_mut()).is_ready());
 }
 
 #[test]
@@ -361,34 +275,15 @@ fn tracked_new_uses_an_existing_guard_after_close() {
     group.close();
     let follow_up = Tracked::new(guard.clone(), async { 5 });
     drop(guard);
+    let waker = FlagWaker::new();
     let mut wait = pin!(group.wait());
-    assert!(block_on(poll_once(wait.as_mut())).is_none());
+    assert!(waker.poll(wait.as_mut()).is_pending());
     assert_eq!(block_on(follow_up), 5);
-    assert!(block_on(poll_once(wait.as_mut())).is_some());
-}
-
-#[cfg(feature = "smol")]
-#[test]
-#[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
-fn spawned_tasks_are_counted_until_they_finish_or_are_cancelled() {
-    let ex = smol::Executor::new();
-    let group = Group::new();
-    let (tx, rx) = async_channel::bounded::<()>(1);
-    let task = group
-        .spawn(&ex, async move { rx.recv().await.ok() })
-        .unwrap();
-    let cancelled = group.spawn(&ex, std::future::pending::<()>()).unwrap();
-    assert_eq!(group.len(), 2);
-    drop(cancelled);
-    // async-task drops a cancelled, scheduled future when the executor next
-    // runs it; run everything that is ready.
-    while ex.try_tick() {}
-    assert_eq!(group.len(), 1);
-    tx.try_send(()).unwrap();
-    run_bounded(ex.run(async {
-        assert_eq!(task.await, Some(()));
-        group.wait().await;
-    }));
+    assert!(
+        waker.take_woken(),
+        "the follow-up's guard did not wake the waiter"
+    );
+    assert!(waker.poll(wait.as_mut()).is_ready());
 }
 
 #[test]
@@ -402,8 +297,6 @@ fn public_types_are_send_sync_and_small() {
     assert_eq!(std::mem::size_of::<Guard>(), std::mem::size_of::<usize>());
     let group = Group::new();
     send(&group.wait());
-    #[cfg(feature = "smol")]
-    send(&group.wait_timeout(Duration::ZERO));
     send(&group.track(async {}));
 }
 
@@ -415,31 +308,6 @@ fn debug_output_is_informative() {
     assert_eq!(format!("{guard:?}"), "Guard { named: true, .. }");
     assert!(guard.is_named());
     assert!(!group.add().unwrap().is_named());
-}
-
-#[cfg(feature = "smol")]
-#[test]
-fn wait_timeout_of_zero_with_live_guards_answers_at_once() {
-    let group = Group::new();
-    let _guard = group.add_named("busy").unwrap();
-    let mut wait = pin!(group.wait_timeout(Duration::ZERO));
-    let err = block_on(poll_once(wait.as_mut()))
-        .expect("ready at once")
-        .unwrap_err();
-    assert_eq!(err.names(), ["busy"]);
-}
-
-#[cfg(feature = "smol")]
-#[test]
-#[cfg_attr(miri, ignore = "needs async-io's reactor (timerfd)")]
-fn wait_deadline_far_in_the_future_stays_pending_until_drained() {
-    let group = Group::new();
-    let guard = group.add().unwrap();
-    let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
-    let mut wait = pin!(group.wait_deadline(far));
-    assert!(block_on(poll_once(wait.as_mut())).is_none());
-    drop(guard);
-    assert!(matches!(block_on(poll_once(wait.as_mut())), Some(Ok(()))));
 }
 
 /// `close` racing `len` on another thread: an empty group never reports a
@@ -516,30 +384,4 @@ fn waiting_on_its_own_group_from_a_tracked_task_never_resolves() {
     }
     assert!(group.is_closed());
     assert_eq!(group.len(), 1, "the task's own guard");
-}
-
-/// ... and `wait_timeout` from such a task reports its own guard.
-#[cfg(feature = "smol")]
-#[test]
-fn wait_timeout_from_a_guard_holder_reports_that_guard() {
-    let group = Group::new();
-    let own = group.add_named("waits on its own group").unwrap();
-    let stragglers = run_bounded(async {
-        let _own = &own;
-        group.wait_timeout(Duration::from_millis(1)).await
-    })
-    .unwrap_err();
-    assert_eq!(stragglers.count(), 1);
-    assert_eq!(stragglers.names(), ["waits on its own group"]);
-    drop(own);
-    assert!(group.is_empty());
-
-    // Blocking, the same.
-    let group = Group::new();
-    let own = group.add_named("blocks on its own group").unwrap();
-    let stragglers = group
-        .wait_blocking_timeout(Duration::from_millis(1))
-        .unwrap_err();
-    assert_eq!(stragglers.names(), ["blocks on its own group"]);
-    drop(own);
 }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Each model can fail. Build with a planted bug and the models that guard
-//! against it fail (checked by hand, see the closing note of issue 4):
+//! against it fail (`.ci/run` checks that each planted bug is caught, adding
+//! `--cfg smol_graceful_bug="..."` to the `RUSTFLAGS` above):
 //!
 //! - `--cfg smol_graceful_bug="relaxed_decrement"`: the count's decrement is
 //!   Relaxed and the last owner skips its acquire fence, so a waiter may miss

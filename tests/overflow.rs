@@ -10,53 +10,41 @@
 //! ```
 #![cfg(all(unix, smol_graceful_small_limit))]
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+use common::subprocess::{child_role, rerun_self};
 use smol_graceful::Group;
 
-const CHILD: &str = "SMOL_GRACEFUL_OVERFLOW_CHILD";
-
-/// Runs `test` of this binary in a child process and returns its status,
-/// killing it if it has not finished within 30 s.
-fn run_child(test: &str) -> std::process::ExitStatus {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            child.kill().ok();
-            panic!("the child did not finish within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// Runs `test` of this binary in a child process and checks that it aborts (SIGABRT),
+/// killing it if it has not ended within 30 s.
+fn expect_abort_in_child(test: &str) {
+    let (status, _, stderr) =
+        rerun_self(test, "overflow", Duration::from_secs(30)).finish(Duration::from_secs(30));
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "expected SIGABRT, got {status:?}; stderr: {stderr}"
+    );
 }
 
 #[test]
 fn adding_past_the_limit_aborts() {
-    if std::env::var_os(CHILD).is_some() {
+    if child_role().is_some() {
         let group = Group::new();
         for _ in 0..2_000 {
             std::mem::forget(group.add().unwrap());
         }
         unreachable!("2,000 guards passed a 1,024-guard limit");
     }
-    let status = run_child("adding_past_the_limit_aborts");
-    assert_eq!(status.signal(), Some(6), "expected SIGABRT, got {status:?}");
+    expect_abort_in_child("adding_past_the_limit_aborts");
 }
 
 #[test]
 fn cloning_past_the_limit_aborts() {
-    if std::env::var_os(CHILD).is_some() {
+    if child_role().is_some() {
         let group = Group::new();
         let guard = group.add_named("leaky").unwrap();
         for _ in 0..2_000 {
@@ -64,8 +52,7 @@ fn cloning_past_the_limit_aborts() {
         }
         unreachable!("2,000 clones passed a 1,024-guard limit");
     }
-    let status = run_child("cloning_past_the_limit_aborts");
-    assert_eq!(status.signal(), Some(6), "expected SIGABRT, got {status:?}");
+    expect_abort_in_child("cloning_past_the_limit_aborts");
 }
 
 #[test]

@@ -10,34 +10,24 @@
 
 #![cfg(all(not(loom), feature = "smol"))]
 
+mod common;
+
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::thread;
 
 use async_channel::{Receiver, Sender};
+use common::pool::Pool;
+use common::{join_within, within, LIMIT};
 use futures_lite::future::{block_on, poll_once};
-use smol::{Executor, LocalExecutor, Timer};
+use smol::LocalExecutor;
 use smol_graceful::{Group, Reason, Shutdown};
-
-/// How long any single wait may take before the test fails.
-const LIMIT: Duration = Duration::from_secs(5);
 
 /// How many tasks each scenario runs.
 const TASKS: usize = 4;
-
-/// Awaits `future`, failing the test if it takes longer than [`LIMIT`]. The timer is
-/// async-io's, which runs under any executor (its own thread drives it otherwise).
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    smol::future::or(future, async {
-        Timer::after(LIMIT).await;
-        panic!("{what}: timed out after {LIMIT:?}");
-    })
-    .await
-}
 
 /// What the tasks of one scenario share: a channel on which each says it is running,
 /// one that releases them all when closed, and a count of the tasks that finished.
@@ -112,54 +102,6 @@ async fn counts_while_running_then_drains(group: &Group, gate: &Gate, tasks: usi
     assert!(group.is_empty());
 }
 
-/// smol's multi-threaded `Executor`, run by `threads` threads until [`stop`](Self::stop).
-struct SmolThreads {
-    ex: Arc<Executor<'static>>,
-    stop: Sender<()>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl SmolThreads {
-    fn start(threads: usize) -> SmolThreads {
-        let ex = Arc::new(Executor::new());
-        let (stop, stopped) = async_channel::bounded::<()>(1);
-        let threads = (0..threads)
-            .map(|i| {
-                let ex = Arc::clone(&ex);
-                let stopped = stopped.clone();
-                thread::Builder::new()
-                    .name(format!("smol-{i}"))
-                    // `recv` fails once `stop` is closed, and `run` returns.
-                    .spawn(move || {
-                        let _ = block_on(ex.run(stopped.recv()));
-                    })
-                    .unwrap()
-            })
-            .collect();
-        SmolThreads { ex, stop, threads }
-    }
-
-    fn stop(self) {
-        self.stop.close();
-        for handle in self.threads {
-            join_within(handle);
-        }
-    }
-}
-
-/// Joins `handle`, failing the test if the thread has not ended within [`LIMIT`].
-fn join_within<T>(handle: JoinHandle<T>) -> T {
-    let deadline = Instant::now() + LIMIT;
-    while !handle.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "a thread did not end within {LIMIT:?}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-    handle.join().unwrap()
-}
-
 fn tokio_current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -177,11 +119,11 @@ fn tokio_multi_thread() -> tokio::runtime::Runtime {
 
 #[test]
 fn smol_executor_on_two_threads_counts_tasks_and_wait_resolves_after_them() {
-    let smol = SmolThreads::start(2);
+    let smol = Pool::start(2);
     let group = Group::new();
     let gate = Gate::new();
     for _ in 0..TASKS {
-        group.spawn(&smol.ex, gate.task()).unwrap().detach();
+        group.spawn(&smol, gate.task()).unwrap().detach();
     }
     block_on(counts_while_running_then_drains(&group, &gate, TASKS));
     smol.stop();
@@ -220,7 +162,9 @@ fn block_on_on_plain_threads_counts_tasks_and_wait_resolves_after_them() {
         })
         .collect();
     block_on(counts_while_running_then_drains(&group, &gate, TASKS));
-    threads.into_iter().for_each(join_within);
+    for thread in threads {
+        join_within(thread);
+    }
 }
 
 #[test]
@@ -249,7 +193,9 @@ fn wait_blocking_on_a_plain_thread_resolves_after_tasks_on_plain_threads() {
     let drained = group.wait_blocking_timeout(LIMIT);
     assert!(drained.is_ok(), "stragglers: {}", drained.unwrap_err());
     assert_eq!(gate.finished(), TASKS);
-    threads.into_iter().for_each(join_within);
+    for thread in threads {
+        join_within(thread);
+    }
 }
 
 #[test]
@@ -284,12 +230,12 @@ fn tokio_multi_thread_counts_tasks_and_wait_resolves_after_them() {
 
 #[test]
 fn wait_on_tokio_resolves_when_guards_drop_on_smol_threads() {
-    let smol = SmolThreads::start(2);
+    let smol = Pool::start(2);
     let rt = tokio_current_thread();
     let group = Group::new();
     let gate = Gate::new();
     for _ in 0..TASKS {
-        group.spawn(&smol.ex, gate.task()).unwrap().detach();
+        group.spawn(&smol, gate.task()).unwrap().detach();
     }
     rt.block_on(counts_while_running_then_drains(&group, &gate, TASKS));
     smol.stop();
@@ -311,14 +257,14 @@ fn wait_on_smol_resolves_when_guards_drop_on_tokio() {
 
 #[test]
 fn one_group_drains_tasks_from_every_runtime_at_once() {
-    let smol = SmolThreads::start(2);
+    let smol = Pool::start(2);
     let tokio_rt = tokio_multi_thread();
     let group = Group::new();
     let gate = Gate::new();
     // Two on smol's executor, two on tokio, two on plain threads; the local executor's
     // two run with the checks below.
     for _ in 0..2 {
-        group.spawn(&smol.ex, gate.task()).unwrap().detach();
+        group.spawn(&smol, gate.task()).unwrap().detach();
         tokio_rt.spawn(group.track(gate.task()).unwrap());
     }
     let threads: Vec<_> = (0..2)
@@ -332,7 +278,9 @@ fn one_group_drains_tasks_from_every_runtime_at_once() {
         group.spawn_local(&local, gate.task()).unwrap().detach();
     }
     block_on(local.run(counts_while_running_then_drains(&group, &gate, 8)));
-    threads.into_iter().for_each(join_within);
+    for thread in threads {
+        join_within(thread);
+    }
     smol.stop();
 }
 
@@ -361,8 +309,8 @@ fn shutdown_triggered_on_tokio_wakes_waiters_on_every_runtime() {
         }
     };
 
-    let smol = SmolThreads::start(2);
-    smol.ex.spawn(waiter("smol executor")).detach();
+    let smol = Pool::start(2);
+    smol.spawn(waiter("smol executor")).detach();
     let local = {
         let waiter = waiter("local executor");
         thread::spawn(move || {

@@ -2,49 +2,36 @@
 //! logger does: a logger that never returns (a stalled log pipe) or one that panics on
 //! every record (`2>/dev/full`) can neither prevent the exit nor hold it for long.
 //!
-//! The exit would end the test runner, so each scenario runs in a child process: this
-//! test binary re-runs itself with [`CHILD`] set to the logger to install and `--exact`
-//! the test. The child installs that logger and `signal::watch`, says it is ready, and
-//! waits (at most 30 s); the parent sends SIGTERM, waits for the child to report the
-//! trigger, sends SIGTERM again and expects exit status 143 (128 + 15) within
-//! [`EXIT_LIMIT`]. The child is killed on any failure.
+//! Each scenario (`common::second_signal`) runs in a child process, this test binary
+//! re-run with its role set to the logger to install: [`STUCK`], [`STUCK_DEBUG`] or
+//! [`PANICKING`]. The child installs that logger and `signal::watch`; the parent sends
+//! SIGTERM twice and expects exit status 143 (128 + 15) within 3 s.
 
 #![cfg(all(unix, feature = "smol", feature = "signal"))]
 
 mod common;
 
-use std::io::Write;
-use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
 
-use common::subprocess::Process;
-use smol::Timer;
-use smol_graceful::{signal, Shutdown};
+use common::second_signal::{child_waits_for_the_second_signal, second_sigterm_exits_with_143};
+use common::subprocess::child_role;
 
-/// Set in the child's environment to the logger it installs: [`STUCK`], [`STUCK_DEBUG`]
-/// or [`PANICKING`].
-const CHILD: &str = "SMOL_GRACEFUL_EXIT_DESPITE_LOGGER_CHILD";
 /// A logger that never returns, enabled at info level (a service's usual level).
 const STUCK: &str = "stuck";
 /// The same, enabled at debug level.
 const STUCK_DEBUG: &str = "stuck-debug";
 /// A logger that panics on every record, enabled at every level.
 const PANICKING: &str = "panicking";
-/// How long any step of the parent may take before the test gives up.
-const STEP: Duration = Duration::from_secs(10);
-/// How fast the second SIGTERM must end the child.
-const EXIT_LIMIT: Duration = Duration::from_secs(3);
 
 #[test]
 fn second_sigterm_exits_with_143_while_the_logger_is_stuck() {
-    match std::env::var(CHILD) {
-        Ok(logger) => child(&logger),
-        Err(_) => parent(
-            STUCK,
-            "second_sigterm_exits_with_143_while_the_logger_is_stuck",
-        ),
+    if let Some(logger) = child_role() {
+        child(&logger);
     }
+    second_sigterm_exits_with_143(
+        "second_sigterm_exits_with_143_while_the_logger_is_stuck",
+        STUCK,
+    );
 }
 
 /// At debug level too: the watcher triggers without `trigger_with`'s own log line
@@ -52,24 +39,24 @@ fn second_sigterm_exits_with_143_while_the_logger_is_stuck() {
 /// cannot hold the watcher after the first signal.
 #[test]
 fn second_sigterm_exits_with_143_while_a_debug_level_logger_is_stuck() {
-    match std::env::var(CHILD) {
-        Ok(logger) => child(&logger),
-        Err(_) => parent(
-            STUCK_DEBUG,
-            "second_sigterm_exits_with_143_while_a_debug_level_logger_is_stuck",
-        ),
+    if let Some(logger) = child_role() {
+        child(&logger);
     }
+    second_sigterm_exits_with_143(
+        "second_sigterm_exits_with_143_while_a_debug_level_logger_is_stuck",
+        STUCK_DEBUG,
+    );
 }
 
 #[test]
 fn second_sigterm_exits_with_143_while_the_logger_panics() {
-    match std::env::var(CHILD) {
-        Ok(logger) => child(&logger),
-        Err(_) => parent(
-            PANICKING,
-            "second_sigterm_exits_with_143_while_the_logger_panics",
-        ),
+    if let Some(logger) = child_role() {
+        child(&logger);
     }
+    second_sigterm_exits_with_143(
+        "second_sigterm_exits_with_143_while_the_logger_panics",
+        PANICKING,
+    );
 }
 
 /// A `log` backend that never returns from `log`.
@@ -110,8 +97,9 @@ impl log::Log for PanickingLogger {
     }
 }
 
-/// The child side: install `logger`, watch signals and wait to be ended by the second.
-fn child(logger: &str) {
+/// The child side: install `logger`, then watch signals and wait to be ended by the
+/// second.
+fn child(logger: &str) -> ! {
     let (logger, level): (&'static dyn log::Log, _) = match logger {
         STUCK => (&StuckLogger, log::LevelFilter::Info),
         STUCK_DEBUG => (&StuckLogger, log::LevelFilter::Debug),
@@ -120,65 +108,5 @@ fn child(logger: &str) {
     };
     log::set_logger(logger).expect("child: the only logger");
     log::set_max_level(level);
-    let shutdown = Shutdown::new();
-    let watcher = signal::watch(&shutdown).expect("install the signal handlers");
-    smol::spawn(watcher).detach();
-    say("child: ready");
-
-    let triggered = smol::block_on(smol::future::or(
-        async {
-            shutdown.triggered().await;
-            true
-        },
-        async {
-            Timer::after(Duration::from_secs(30)).await;
-            false
-        },
-    ));
-    assert!(triggered, "child: no signal within 30 s");
-    say(&format!(
-        "child: triggered by {}",
-        shutdown.reason().unwrap()
-    ));
-
-    // The second signal ends the process from the watcher's thread; if it never
-    // comes, give up after 30 s (the parent fails long before).
-    thread::sleep(Duration::from_secs(30));
-    panic!("child: still alive 30 s after the trigger");
-}
-
-/// Prints `line` on stdout and flushes it, so the parent sees it at once.
-fn say(line: &str) {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}").unwrap();
-    stdout.flush().unwrap();
-}
-
-/// The parent side: run `test` in a child with `logger`, and signal it twice.
-fn parent(logger: &str, test: &str) {
-    // The test runner may print `test NAME ... ` on the same line before the child's
-    // output, so the lines are matched by what they contain.
-    let mut child = Process::spawn(
-        Command::new(std::env::current_exe().expect("current_exe"))
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(CHILD, logger),
-        STEP,
-    );
-    child.expect_line_containing("child: ready");
-
-    child.signal("TERM");
-    let line = child.expect_line_containing("child: triggered by");
-    assert!(line.contains("signal SIGTERM"), "{line}");
-
-    let signalled = Instant::now();
-    child.signal("TERM");
-    let status = child.wait_exit(EXIT_LIMIT);
-    let elapsed = signalled.elapsed();
-    let stderr = child.stderr();
-    assert!(elapsed < EXIT_LIMIT, "exit took {elapsed:?}");
-    assert_eq!(
-        status.code(),
-        Some(143),
-        "status {status}; stderr: {stderr}"
-    );
+    child_waits_for_the_second_signal()
 }

@@ -11,14 +11,11 @@
 mod common;
 
 use std::sync::mpsc;
-use std::time::Duration;
 
-use common::{kill_self, run_bounded};
+use common::signals::first_sigint_triggers;
+use common::{kill_self, LIMIT};
 use smol_graceful::signal::{Builder, Signal};
 use smol_graceful::{Reason, Shutdown};
-
-/// How long a signal may take to reach the action before the test fails.
-const LIMIT: Duration = Duration::from_secs(5);
 
 /// A panic payload whose `Drop` panics too.
 struct PanicsOnDrop;
@@ -49,9 +46,7 @@ fn a_panicking_second_signal_action_is_called_again_on_the_third_signal() {
         .expect("install the signal handlers");
     smol::spawn(watcher).detach();
 
-    kill_self("INT");
-    run_bounded(shutdown.triggered());
-    assert!(matches!(shutdown.reason(), Some(Reason::Signal(2))));
+    first_sigint_triggers(&shutdown);
 
     // Second signal: the action runs and panics.
     kill_self("INT");

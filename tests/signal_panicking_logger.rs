@@ -10,14 +10,11 @@ mod common;
 
 use std::sync::mpsc::{self, Sender};
 use std::sync::Mutex;
-use std::time::Duration;
 
-use common::{kill_self, run_bounded};
-use smol_graceful::signal::{Builder, Signal};
+use common::signals::{first_sigint_triggers, watch_reporting_later_signals};
+use common::{kill_self, LIMIT};
+use smol_graceful::signal::Signal;
 use smol_graceful::{Reason, Shutdown};
-
-/// How long a signal or a log record may take to arrive before the test fails.
-const LIMIT: Duration = Duration::from_secs(5);
 
 /// A `log` backend that reports each record's text on a channel, then panics.
 struct PanickingLogger {
@@ -48,19 +45,10 @@ fn a_panicking_logger_does_not_stop_signal_handling() {
     log::set_max_level(log::LevelFilter::Trace);
 
     let shutdown = Shutdown::new();
-    let (seen_tx, seen) = mpsc::channel();
-    let watcher = Builder::new()
-        .on_second_signal(move |signal| {
-            let _ = seen_tx.send(signal);
-        })
-        .watch(&shutdown)
-        .expect("install the signal handlers");
-    smol::spawn(watcher).detach();
+    let seen = watch_reporting_later_signals(&shutdown);
 
     // The first SIGINT triggers the shutdown, whatever the logger does with the record.
-    kill_self("INT");
-    run_bounded(shutdown.triggered());
-    assert!(matches!(shutdown.reason(), Some(Reason::Signal(2))));
+    first_sigint_triggers(&shutdown);
     // The record was offered to the logger (which panicked on it).
     let first = records
         .recv_timeout(LIMIT)

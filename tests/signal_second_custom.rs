@@ -7,37 +7,20 @@
 
 mod common;
 
-use std::sync::mpsc::{self, TryRecvError};
-use std::time::Duration;
+use std::sync::mpsc::TryRecvError;
 
-use common::{kill_self, run_bounded};
-use smol_graceful::signal::{Builder, Signal};
+use common::signals::{first_sigint_triggers, watch_reporting_later_signals};
+use common::{kill_self, LIMIT};
+use smol_graceful::signal::Signal;
 use smol_graceful::{Reason, Shutdown};
-
-/// How long a signal may take to reach the watcher before the test fails (as long as
-/// `run_bounded` waits).
-const LIMIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn second_sigint_calls_the_custom_action_instead_of_exiting() {
     let shutdown = Shutdown::new();
-    let (seen_tx, seen_rx) = mpsc::channel();
-    let watcher = Builder::new()
-        .on_second_signal(move |signal| {
-            let _ = seen_tx.send(signal);
-        })
-        .watch(&shutdown)
-        .expect("install the signal handlers");
-    smol::spawn(watcher).detach();
+    let seen_rx = watch_reporting_later_signals(&shutdown);
 
     // First SIGINT: the shutdown, not the action.
-    kill_self("INT");
-    run_bounded(shutdown.triggered());
-    let reason = shutdown.reason();
-    assert!(
-        matches!(reason, Some(Reason::Signal(2))),
-        "reason: {reason:?}"
-    );
+    first_sigint_triggers(&shutdown);
     assert_eq!(seen_rx.try_recv(), Err(TryRecvError::Empty));
 
     // Second SIGINT (sent only now, so the kernel cannot merge it with the first): the

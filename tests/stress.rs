@@ -6,12 +6,14 @@
 
 #![cfg(feature = "smol")]
 
+mod common;
+
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use smol::Executor;
+use common::join_within;
+use common::pool::Pool;
 use smol_graceful::Group;
 
 const PLANNED: &str = "planned panic while holding a guard";
@@ -30,37 +32,9 @@ fn quiet_planned_panics() {
     }));
 }
 
-/// A 2-thread smol executor; dropping the returned sender stops it.
-fn two_thread_executor() -> (
-    Arc<Executor<'static>>,
-    async_channel::Sender<()>,
-    Vec<thread::JoinHandle<()>>,
-) {
-    let ex = Arc::new(Executor::new());
-    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    let threads = (0..2)
-        .map(|_| {
-            let ex = Arc::clone(&ex);
-            let stop_rx = stop_rx.clone();
-            thread::spawn(move || {
-                // A panicking task propagates out of `run`; keep running.
-                loop {
-                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        smol::block_on(ex.run(stop_rx.recv()))
-                    }));
-                    if run.is_ok() {
-                        return;
-                    }
-                }
-            })
-        })
-        .collect();
-    (ex, stop_tx, threads)
-}
-
 fn tasks_with_panics_and_many_waiters(tasks: usize) {
     quiet_planned_panics();
-    let (ex, stop, threads) = two_thread_executor();
+    let ex = Pool::start(2);
     let group = Group::new();
 
     for i in 0..tasks {
@@ -115,9 +89,9 @@ fn tasks_with_panics_and_many_waiters(tasks: usize) {
     assert_eq!(group.len(), 0);
     assert!(group.add().is_err());
 
-    drop(stop);
-    for t in threads.into_iter().chain(blocking) {
-        t.join().unwrap();
+    ex.stop();
+    for t in blocking {
+        join_within(t);
     }
 }
 

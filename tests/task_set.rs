@@ -15,6 +15,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
+use common::pool::Pool;
 use common::run_bounded;
 use futures_lite::future::{block_on, poll_once};
 use smol::channel;
@@ -214,15 +215,7 @@ fn a_panic_in_blocking_work_becomes_an_error() {
 #[test]
 fn the_limit_is_never_exceeded_by_async_and_blocking_tasks() {
     const LIMIT: usize = 3;
-    let ex = Arc::new(Executor::new());
-    let (stop, stopped) = channel::bounded::<()>(1);
-    let workers: Vec<_> = (0..3)
-        .map(|_| {
-            let ex = Arc::clone(&ex);
-            let stopped = stopped.clone();
-            thread::spawn(move || block_on(ex.run(stopped.recv())))
-        })
-        .collect();
+    let ex = Pool::start(3);
 
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -264,10 +257,7 @@ fn the_limit_is_never_exceeded_by_async_and_blocking_tasks() {
         }
         assert_eq!(set.join().await.unwrap().len(), 60);
     }));
-    drop(stop);
-    for worker in workers {
-        worker.join().unwrap().unwrap_err();
-    }
+    ex.stop();
     let peak = peak.load(Ordering::SeqCst);
     assert!(
         (1..=LIMIT).contains(&peak),

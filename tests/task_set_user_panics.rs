@@ -16,6 +16,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
+use common::pool::Pool;
 use common::run_bounded;
 use futures_lite::future::block_on;
 use smol::Executor;
@@ -269,36 +270,28 @@ fn dropping_an_unjoined_set_whose_values_panic_on_drop_does_not_panic() {
 #[test]
 fn concurrent_failures_with_a_panicking_display_on_many_threads_still_join() {
     install_logger();
-    let ex = Executor::new();
+    // Dropped at the end, or while a failed assertion unwinds: either way the
+    // executor threads stop, so a failure cannot hang the test.
+    let ex = Pool::start(3);
     let mut set = TaskSet::<u32, Bad>::new();
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
-    std::thread::scope(|scope| {
-        // Dropped at the end, or while a failed assertion unwinds: either way
-        // the executor threads stop, so a failure cannot hang the scope.
-        let _stop = stop;
-        for _ in 0..3 {
-            let stopped = stopped.clone();
-            let ex = &ex;
-            scope.spawn(move || block_on(ex.run(stopped.recv())));
+    run_bounded(async {
+        for i in 0..1_000 {
+            let shutdown = set.shutdown().clone();
+            set.spawn(&ex, async move {
+                if i % 2 == 0 {
+                    Err(BAD)
+                } else {
+                    shutdown.triggered().await;
+                    Ok(i)
+                }
+            })
+            .await
+            .unwrap();
         }
-        run_bounded(async {
-            for i in 0..1_000 {
-                let shutdown = set.shutdown().clone();
-                set.spawn(&ex, async move {
-                    if i % 2 == 0 {
-                        Err(BAD)
-                    } else {
-                        shutdown.triggered().await;
-                        Ok(i)
-                    }
-                })
-                .await
-                .unwrap();
-            }
-            let error = set.join().await.unwrap_err();
-            assert!(error.task().starts_with("task #"), "{error:?}");
-        });
+        let error = set.join().await.unwrap_err();
+        assert!(error.task().starts_with("task #"), "{error:?}");
     });
+    ex.stop();
 }
 
 #[test]

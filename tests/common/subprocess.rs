@@ -1,5 +1,5 @@
-//! Child processes for the tests: the crate's examples, or this test binary re-run, with
-//! their output captured and every wait for them bounded.
+//! Child processes for the tests: the crate's examples, or this test binary re-run
+//! ([`rerun_self`]), with their output captured and every wait for them bounded.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -8,6 +8,34 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// Set in the environment of a test binary re-run by [`rerun_self`]: the side of the test
+/// the child plays.
+const ROLE: &str = "SMOL_GRACEFUL_TEST_ROLE";
+
+/// The role [`rerun_self`] gave this process, or `None` in the test binary as cargo ran it
+/// (the parent).
+pub fn child_role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+/// Re-runs this test binary as a child process that runs only `test` (`--exact`, on one
+/// thread, its output not captured by the test harness), with [`child_role`] returning
+/// `role` there. For scenarios that would end or wedge the test runner: an abort, an exit,
+/// a process-wide signal handler. The child's output is captured as by [`Process::spawn`],
+/// and each wait for it gives up after `step`.
+///
+/// The harness may print `test NAME ... ` on the line before the child's first output,
+/// so match the child's lines with [`Process::expect_line_containing`].
+pub fn rerun_self(test: &str, role: &str, step: Duration) -> Process {
+    let exe = std::env::current_exe().expect("current_exe");
+    Process::spawn(
+        Command::new(exe)
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(ROLE, role),
+        step,
+    )
+}
 
 /// Sends `signal` (`"TERM"`, `"INT"`) to process `pid` with the `kill` command.
 pub fn send_signal(pid: u32, signal: &str) {

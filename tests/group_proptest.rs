@@ -1,5 +1,5 @@
-//! Model-based test: random sequences of group operations, checked against a
-//! plain reference model after every step.
+//! Property test: random sequences of group operations, checked after every step
+//! against a plain reference (a closed flag and the live guards' names).
 //!
 //! 10,000 cases by default (`PROPTEST_CASES` overrides).
 
@@ -41,14 +41,14 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// The reference: what is alive, in birth order, and whether closed.
 #[derive(Default)]
-struct Model {
+struct Reference {
     closed: bool,
     /// One entry per live guard: its name, if named. Birth order.
     live: Vec<(u64, Option<String>)>,
     next_birth: u64,
 }
 
-impl Model {
+impl Reference {
     fn born(&mut self, name: Option<String>) {
         self.live.push((self.next_birth, name));
         self.next_birth += 1;
@@ -64,8 +64,8 @@ impl Model {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let group = Group::new();
-    let mut model = Model::default();
-    // Guards and model entries at the same index describe the same guard.
+    let mut reference = Reference::default();
+    // Guards and reference entries at the same index describe the same guard.
     let mut guards: Vec<Guard> = Vec::new();
     let mut wait: Option<Pin<Box<Wait<'_>>>> = None;
 
@@ -73,45 +73,45 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         match op {
             Op::Add => match group.add() {
                 Ok(guard) => {
-                    prop_assert!(!model.closed, "add succeeded after close");
+                    prop_assert!(!reference.closed, "add succeeded after close");
                     guards.push(guard);
-                    model.born(None);
+                    reference.born(None);
                 }
-                Err(Closed) => prop_assert!(model.closed, "add failed on an open group"),
+                Err(Closed) => prop_assert!(reference.closed, "add failed on an open group"),
             },
             Op::AddNamed(n) => {
                 let name = format!("task {n}");
                 match group.add_named(name.clone()) {
                     Ok(guard) => {
-                        prop_assert!(!model.closed);
+                        prop_assert!(!reference.closed);
                         guards.push(guard);
-                        model.born(Some(name));
+                        reference.born(Some(name));
                     }
-                    Err(Closed) => prop_assert!(model.closed),
+                    Err(Closed) => prop_assert!(reference.closed),
                 }
             }
             Op::Clone(i) if !guards.is_empty() => {
                 let i = i % guards.len();
                 // Works open or closed; a named clone keeps the name, new age.
                 guards.push(guards[i].clone());
-                let name = model.live[i].1.clone();
-                model.born(name);
+                let name = reference.live[i].1.clone();
+                reference.born(name);
             }
             Op::Drop(i) if !guards.is_empty() => {
                 let i = i % guards.len();
                 drop(guards.remove(i));
-                model.live.remove(i);
+                reference.live.remove(i);
             }
             Op::Clone(_) | Op::Drop(_) => {}
             Op::Close => {
-                prop_assert_eq!(group.close(), !model.closed);
-                model.closed = true;
+                prop_assert_eq!(group.close(), !reference.closed);
+                reference.closed = true;
             }
             Op::PollWait => {
                 let w = wait.get_or_insert_with(|| Box::pin(group.wait()));
-                model.closed = true;
+                reference.closed = true;
                 let ready = block_on(poll_once(w.as_mut())).is_some();
-                prop_assert_eq!(ready, model.live.is_empty());
+                prop_assert_eq!(ready, reference.live.is_empty());
                 if ready {
                     wait = None;
                 }
@@ -119,14 +119,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::CancelWait => wait = None,
             Op::Stragglers => {
                 let report = group.stragglers();
-                prop_assert_eq!(report.count(), model.live.len());
-                prop_assert_eq!(report.names(), model.names());
+                prop_assert_eq!(report.count(), reference.live.len());
+                prop_assert_eq!(report.names(), reference.names());
                 let ages: Vec<_> = report.named().iter().map(|s| s.age()).collect();
                 prop_assert!(ages.windows(2).all(|w| w[0] >= w[1]), "oldest first");
             }
         }
-        prop_assert_eq!(group.len(), model.live.len());
-        prop_assert_eq!(group.is_closed(), model.closed);
+        prop_assert_eq!(group.len(), reference.live.len());
+        prop_assert_eq!(group.is_closed(), reference.closed);
     }
     // Whatever happened, dropping the rest drains the group.
     drop(guards);
@@ -143,7 +143,7 @@ proptest! {
     })]
 
     #[test]
-    fn group_matches_the_reference_model(ops in proptest::collection::vec(op(), 0..60)) {
+    fn group_matches_the_reference_after_every_step(ops in proptest::collection::vec(op(), 0..60)) {
         run(ops)?;
     }
 }
