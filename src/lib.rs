@@ -65,6 +65,9 @@
 //!   executors, the timers behind [`Group::wait_timeout`] /
 //!   [`Group::wait_deadline`], and [`TaskSet`].
 //! - `signal` (default): the [`signal`] module.
+//! - `hyper`: the `hyper` module: drain hyper 1 connections (HTTP/1, HTTP/2)
+//!   on any executor, each counted in a [`Group`] under a name. It adds no
+//!   dependency (and no tokio).
 //!
 //! With `default-features = false`, [`Group`] (without the timed waits) and
 //! [`Shutdown`] need only `event-listener` and `async-channel`.
@@ -73,6 +76,9 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod group;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 mod shutdown;
 #[cfg(feature = "signal")]
 pub mod signal;
