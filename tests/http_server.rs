@@ -104,7 +104,8 @@ fn an_idle_server_exits_0_at_once_on_sigterm() {
 fn an_idle_keep_alive_connection_is_closed_at_once_on_sigterm() {
     let server = Server::start(None);
     let mut client = server.connect();
-    assert_eq!(client.get("/").header("connection"), Some("keep-alive"));
+    // HTTP/1.1 keeps the connection alive unless a side says `Connection: close`.
+    assert_eq!(client.get("/").header("connection"), None);
     server.signal("TERM");
     let signalled = Instant::now();
     client.assert_closed_by_server();
@@ -120,7 +121,8 @@ fn bad_requests_get_400_and_keep_alive_serves_several_requests() {
     assert_eq!(client.get("/slow?ms=abc").status, 400);
     let unknown = client.get("/no/such/path");
     assert_eq!(unknown.status, 200);
-    assert_eq!(unknown.header("connection"), Some("keep-alive"));
+    // Kept alive: HTTP/1.1's default, which hyper does not repeat in a header.
+    assert_eq!(unknown.header("connection"), None);
     assert_eq!(client.get("/slow?ms=1").status, 200);
 
     // A malformed request is answered 400, and the connection closed.
@@ -152,20 +154,19 @@ fn start_with_header_timeout_300ms() -> Server {
     Server::start_command(example_command("127.0.0.1:0", None).env("HEADER_TIMEOUT_MS", "300"))
 }
 
+// hyper's `header_read_timeout` closes the connection without an answer: it sends no
+// `408` (its automatic responses are for parse errors only).
 #[test]
-fn a_stalled_half_sent_head_gets_408_and_the_connection_closed() {
+fn a_stalled_half_sent_head_is_closed_at_the_head_timeout() {
     let server = start_with_header_timeout_300ms();
     let mut client = server.connect();
     let sent = Instant::now();
     client.send_raw("GET / HTTP/1.1\r\nHost: te").expect("send");
-    let response = client.receive().expect("a 408 response");
+    client.assert_eof();
     let waited = sent.elapsed();
-    assert_eq!(response.status, 408, "{response:?}");
-    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
     // The timer starts when the server starts waiting (at accept, just before the send).
     let expected = Duration::from_millis(200)..Duration::from_secs(5);
     assert!(expected.contains(&waited), "{waited:?}");
-    client.assert_eof();
 
     // The timeout bounds the whole head, not each read: trickling does not extend it.
     let mut trickler = server.connect();
@@ -182,8 +183,7 @@ fn a_stalled_half_sent_head_gets_408_and_the_connection_closed() {
             }
         }
     });
-    let response = trickler.receive().expect("a 408 response");
-    assert_eq!(response.status, 408, "{response:?}");
+    trickler.assert_closed_by_server();
     assert!(
         sent.elapsed() < Duration::from_millis(800),
         "{:?}",
@@ -205,8 +205,10 @@ fn a_stalled_half_sent_head_gets_408_and_the_connection_closed() {
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
 }
 
+// hyper's graceful shutdown treats a connection with part of a head as idle: it closes
+// it at once, without an answer (the hand-written server answered `503`).
 #[test]
-fn a_half_sent_head_at_shutdown_gets_503_and_does_not_hold_up_the_drain() {
+fn a_half_sent_head_at_shutdown_is_closed_at_once_and_does_not_hold_up_the_drain() {
     // The default head timeout (10 s) is longer than the grace period: only closing
     // the half-sent request at shutdown lets the drain end well before either.
     let server = Server::start(Some(5000));
@@ -218,9 +220,6 @@ fn a_half_sent_head_at_shutdown_gets_503_and_does_not_hold_up_the_drain() {
     assert_eq!(client.receive().expect("the first response").status, 200);
     server.signal("TERM");
     let signalled = Instant::now();
-    let response = client.receive().expect("a 503 response");
-    assert_eq!(response.status, 503, "{response:?}");
-    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
     client.assert_eof();
     server.expect_line("drained");
     assert_exits_soon(server, signalled, Duration::from_secs(3), 0);
@@ -261,18 +260,18 @@ fn stalled_clients_under_ulimit_n_64_do_not_starve_a_well_behaved_one() {
 }
 
 #[test]
-fn an_oversized_head_gets_its_400_even_with_more_input_behind_it() {
+fn an_oversized_head_gets_its_431_even_with_more_input_behind_it() {
     let server = Server::start(None);
     for _ in 0..5 {
         let mut client = server.connect();
         // More than the server reads (8 KiB of head), so input is left unread when it
-        // closes: closing then, without care, sends RST instead of FIN.
+        // closes: closing then, without care, sends RST instead of FIN. hyper answers
+        // `431 Request Header Fields Too Large`, with no body.
         let mut head = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
         head.resize(9000 + 16 * 1024, b'a');
         client.send_bytes(&head).expect("send");
-        let response = client.receive().expect("the 400");
-        assert_eq!(response.status, 400, "{response:?}");
-        assert_eq!(response.body, "bad request: request head too large\n");
+        let response = client.receive().expect("the 431");
+        assert_eq!(response.status, 431, "{response:?}");
         assert_eq!(response.header("connection"), Some("close"), "{response:?}");
         client.assert_eof();
         // The server reads what still comes, until we close or it has had enough.
