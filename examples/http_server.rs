@@ -22,7 +22,7 @@
 //!   connection (without a `408`).
 //!
 //! Each connection is served by hyper and watched with `smol_graceful::hyper::watch`,
-//! which calls hyper's `graceful_shutdown` when shutdown starts and counts the
+//! which calls hyper's `graceful_shutdown` when the drain starts and counts the
 //! connection in a `Group`, named after its peer, until it ends.
 
 use std::convert::Infallible;
@@ -116,13 +116,14 @@ async fn run(addr: &str, settings: Settings) -> i32 {
     };
     say(format_args!("listening on http://{local}"));
 
-    let group = Group::new();
-    let stop_accepting = Shutdown::new();
+    // `shutdown` (the signal) turns /healthz to 503; `draining`, triggered after the
+    // drain delay, stops accepting and closes the connections gracefully.
+    let (group, draining) = (Group::new(), Shutdown::new());
     let acceptor = smol::spawn(accept(
         listener,
         group.clone(),
         shutdown.clone(),
-        stop_accepting.clone(),
+        draining.clone(),
         settings.header_timeout,
     ));
     shutdown.triggered().await;
@@ -137,7 +138,7 @@ async fn run(addr: &str, settings: Settings) -> i32 {
         ));
         Timer::after(settings.drain_delay).await;
     }
-    stop_accepting.trigger();
+    draining.trigger();
     // The acceptor returns once it has dropped the listener: from here on, new
     // connections are refused.
     acceptor.await;
@@ -159,13 +160,13 @@ async fn run(addr: &str, settings: Settings) -> i32 {
     }
 }
 
-/// Accepts connections until `stop` triggers; each one is served by hyper in its own
-/// task, watched with `shutdown` and counted in `group` under the peer's address.
+/// Accepts connections until `draining` triggers; each one is served by hyper in its
+/// own task, watched with `draining` and counted in `group` under the peer's address.
 async fn accept(
     listener: TcpListener,
     group: Group,
     shutdown: Shutdown,
-    stop: Shutdown,
+    draining: Shutdown,
     header_timeout: Duration,
 ) {
     let mut http = http1::Builder::new();
@@ -173,7 +174,7 @@ async fn accept(
         .header_read_timeout(header_timeout)
         // hyper's smallest read buffer: a larger request head gets `431`.
         .max_buf_size(8 * 1024);
-    while let Some(accepted) = stop.run_until_triggered(listener.accept()).await {
+    while let Some(accepted) = draining.run_until_triggered(listener.accept()).await {
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -190,12 +191,12 @@ async fn accept(
         });
         let io = FuturesIo::new(Polite::new(stream));
         let conn = http.serve_connection(io, service);
-        // On shutdown: no more keep-alive, idle connections closed, requests in flight
-        // finished. Named, so that if the drain times out the report says which hung.
+        // When draining starts: no more keep-alive, idle connections closed, requests in
+        // flight finished. Named, so that if the drain times out the report says which.
         let Ok(conn) = smol_graceful::hyper::watch(
             conn,
             http1::Connection::graceful_shutdown,
-            &shutdown,
+            &draining,
             &group,
             format!("connection {peer}"),
         ) else {

@@ -370,11 +370,97 @@ fn with_stderr_on_dev_full_or_a_broken_pipe_the_server_serves_drains_and_exits_0
 
 #[test]
 fn a_bad_setting_exits_2_even_with_stderr_on_dev_full() {
-    for name in ["GRACE_MS", "HEADER_TIMEOUT_MS"] {
+    for name in ["GRACE_MS", "HEADER_TIMEOUT_MS", "DRAIN_DELAY_MS"] {
         let mut command = example_command("127.0.0.1:0", None);
         command.env(name, "soon");
         let mut child = Process::spawn_redirected(&mut command, None, Some(dev_full()), STEP);
         let status = child.wait_exit(STEP);
         assert_eq!(status.code(), Some(2), "{name}: {status}");
     }
+}
+
+/// The server on a free port with `DRAIN_DELAY_MS=ms`.
+fn start_with_drain_delay(ms: u64) -> Server {
+    Server::start_command(
+        example_command("127.0.0.1:0", None).env("DRAIN_DELAY_MS", ms.to_string()),
+    )
+}
+
+#[test]
+fn during_the_drain_delay_new_connections_are_served_and_healthz_says_503_then_refused() {
+    let server = start_with_drain_delay(1500);
+    let mut before = server.connect();
+    let healthy = before.get("/healthz");
+    assert_eq!(
+        (healthy.status, healthy.body.as_str()),
+        (200, "ok\n"),
+        "{healthy:?}"
+    );
+
+    server.signal("TERM");
+    let signalled = Instant::now();
+    let line = server.expect_line("signal SIGTERM: serving 1500 ms more");
+    // Still accepting and serving, on new connections and old ones alike; /healthz
+    // tells the load balancer to stop sending traffic.
+    let mut during = server.connect();
+    let unhealthy = during.get("/healthz");
+    assert_eq!(unhealthy.status, 503, "{unhealthy:?}");
+    assert_eq!(unhealthy.body, "draining\n");
+    assert_eq!(during.get("/").status, 200);
+    assert_eq!(during.get("/slow?ms=10").status, 200);
+    assert_eq!(before.get("/healthz").status, 503);
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "{line}: too slow to test"
+    );
+
+    // After the delay: the listener is closed before this line, and the idle
+    // keep-alive connections are closed.
+    let line = server.expect_line("shutdown:");
+    assert!(signalled.elapsed() >= Duration::from_millis(1400), "{line}");
+    assert!(line.contains("draining 2 connection(s)"), "{line}");
+    match Client::connect(server.addr) {
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}"),
+        Ok(mut late) => {
+            let _ = late.send("/");
+            late.assert_closed_by_server();
+        }
+    }
+    before.assert_eof();
+    during.assert_eof();
+    server.expect_line("drained");
+    let (status, _, stderr) = server.finish(STEP);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
+
+#[test]
+fn a_request_in_flight_when_the_delay_ends_finishes_and_the_grace_starts_after_the_delay() {
+    // Delay 1000 ms, grace 1500 ms, a request of 2000 ms sent at the signal: longer
+    // than the grace, so it is drained (exit 0) only if the grace starts after the delay.
+    let mut command = example_command("127.0.0.1:0", Some(1500));
+    command.env("DRAIN_DELAY_MS", "1000");
+    let server = Server::start_command(&mut command);
+    let mut client = in_flight(&server, "/slow?ms=2000");
+    server.signal("TERM");
+    server.expect_line("signal SIGTERM: serving 1000 ms more");
+    let line = server.expect_line("shutdown:");
+    assert!(line.contains("draining 1 connection(s)"), "{line}");
+    let response = client.receive().expect("the in-flight request is answered");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    client.assert_eof();
+    drop(client); // the server's polite close ends at our FIN
+    server.expect_line("drained");
+    let (status, _, stderr) = server.finish(STEP);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
+
+#[test]
+fn a_second_signal_during_the_drain_delay_exits_at_once_with_130() {
+    let server = start_with_drain_delay(20_000);
+    server.signal("INT");
+    server.expect_line("signal SIGINT: serving 20000 ms more");
+    server.signal("INT");
+    let signalled = Instant::now();
+    assert_exits_soon(server, signalled, Duration::from_secs(3), 130);
 }
