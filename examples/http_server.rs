@@ -26,11 +26,7 @@
 //! connection in a `Group`, named after its peer, until it ends.
 
 use std::convert::Infallible;
-use std::future::Future as _;
 use std::io::{self, Write as _};
-use std::net::Shutdown as Direction;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -38,16 +34,10 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use smol::io::{AsyncRead, AsyncWrite};
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 use smol::Timer;
 use smol_graceful::{signal, Group, Shutdown};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
-
-/// When the server closes a connection, how long it keeps reading (and discarding) what
-/// the client still sends, and at most how much: see [`Polite`].
-const LINGER: Duration = Duration::from_millis(500);
-const LINGER_BYTES: usize = 64 * 1024;
 
 /// The settings from the environment.
 struct Settings {
@@ -189,7 +179,7 @@ async fn accept(
             let shutdown = shutdown.clone();
             move |request| respond(request, shutdown.clone())
         });
-        let io = FuturesIo::new(Polite::new(stream));
+        let io = FuturesIo::new(stream);
         let conn = http.serve_connection(io, service);
         // When draining starts: no more keep-alive, idle connections closed, requests in
         // flight finished. Named, so that if the drain times out the report says which.
@@ -242,74 +232,6 @@ async fn respond(
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     Ok(response)
-}
-
-/// A socket whose close does not lose the last response. Closing a socket that has
-/// unread input (the rest of an oversized head, a request pipelined behind the last
-/// one) makes the kernel send RST instead of FIN, and a client that gets RST may lose
-/// the response before reading it. So hyper's close (`poll_close`) ends our side (the
-/// client reads the response, then EOF), then reads and discards what the client still
-/// sends until it closes, for at most [`LINGER`] and [`LINGER_BYTES`]. The connection
-/// counts in the group until then.
-struct Polite {
-    stream: TcpStream,
-    /// Set when the close starts.
-    linger: Option<(Timer, usize)>,
-}
-
-impl Polite {
-    fn new(stream: TcpStream) -> Polite {
-        Polite {
-            stream,
-            linger: None,
-        }
-    }
-}
-
-impl AsyncRead for Polite {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Polite {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Polite { stream, linger } = &mut *self;
-        if linger.is_none() {
-            if stream.shutdown(Direction::Write).is_err() {
-                return Poll::Ready(Ok(())); // not connected any more: nothing to protect
-            }
-            *linger = Some((Timer::after(LINGER), LINGER_BYTES));
-        }
-        let Some((timer, left)) = linger else {
-            unreachable!("set above")
-        };
-        let mut buf = [0; 4096];
-        while *left > 0 {
-            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Ok(())), // client closed
-                Poll::Ready(Ok(n)) => *left = left.saturating_sub(n),
-                Poll::Pending => return Pin::new(timer).poll(cx).map(|_| Ok(())),
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
 }
 
 /// Prints a progress line on stdout and flushes it, so a supervisor sees it at once. A

@@ -417,8 +417,8 @@ fn during_the_drain_delay_new_connections_are_served_and_healthz_says_503_then_r
     // After the delay: the listener is closed before this line, and the idle
     // keep-alive connections are closed.
     let line = server.expect_line("shutdown:");
+    // (It counts the connections still open then: these two idle ones may be gone.)
     assert!(signalled.elapsed() >= Duration::from_millis(1400), "{line}");
-    assert!(line.contains("draining 2 connection(s)"), "{line}");
     match Client::connect(server.addr) {
         Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}"),
         Ok(mut late) => {
