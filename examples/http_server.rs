@@ -1,65 +1,82 @@
-//! An HTTP/1.1 server that drains its connections on Ctrl-C / SIGTERM: run it with
-//! `cargo run --example http_server [ADDR]`, then press Ctrl-C.
+//! An HTTP server on hyper 1 and smol that drains its connections on Ctrl-C / SIGTERM:
+//! run it with `cargo run --example http_server --features hyper [ADDR]`, then press
+//! Ctrl-C.
 //!
 //! Try `curl 'http://127.0.0.1:8080/slow?ms=5000'` and press Ctrl-C while it waits: the
 //! server stops accepting, closes idle keep-alive connections at once, lets the slow
 //! request finish (answered with `Connection: close`) and exits 0. A second Ctrl-C exits
-//! at once with 130. `GRACE_MS` (default 10000) bounds the drain; past it the server names
-//! the connections still open and exits 1. It exits 2 if it cannot start.
+//! at once with 130. It exits 2 if it cannot start.
 //!
-//! `HEADER_TIMEOUT_MS` (default 10000) bounds the wait for a request head, counted from
-//! when the server starts waiting for it (on connect, and after each response): a
-//! connection with nothing sent by then is closed, one with part of a head is answered
-//! `408` and closed. At shutdown a connection in the middle of sending a head is not
-//! waited for: it is answered `503` and closed. (The README says what happens to each
-//! kind of connection at shutdown.)
+//! Routes: `GET /slow?ms=N` answers after N ms (`400` without a valid `ms`);
+//! `GET /healthz` answers `200` while serving and `503` once shutdown has begun; any
+//! other path answers `200` at once.
 //!
-//! Routes: `GET /slow?ms=N` answers after N ms (`400` without a valid `ms`); any other
-//! path answers at once. No web framework: the request head is parsed by hand below.
+//! Settings, in milliseconds, from the environment:
+//! - `DRAIN_DELAY_MS` (default 0): after the first signal, keep accepting and serving
+//!   this long, with `/healthz` at 503, so that a load balancer (or Kubernetes' endpoint
+//!   controller) stops sending traffic before the listener closes.
+//! - `GRACE_MS` (default 10000): then how long the drain may take; past it the server
+//!   names the connections still open and exits 1.
+//! - `HEADER_TIMEOUT_MS` (default 10000): how long a request head may take to arrive,
+//!   counted from when the server starts waiting for it; past it hyper closes the
+//!   connection (without a `408`).
+//!
+//! Each connection is served by hyper and watched with `smol_graceful::hyper::watch`,
+//! which calls hyper's `graceful_shutdown` when the drain starts and counts the
+//! connection in a `Group`, named after its peer, until it ends.
 
-use std::fmt;
+use std::convert::Infallible;
 use std::io::{self, Write as _};
-use std::pin::pin;
 use std::time::Duration;
 
-use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use smol::net::{TcpListener, TcpStream};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use smol::net::TcpListener;
 use smol::Timer;
 use smol_graceful::{signal, Group, Shutdown};
+use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-/// The largest request head (request line and headers) we read.
-const MAX_HEAD: u64 = 8 * 1024;
-/// When the server closes a connection after a response, how long it keeps reading
-/// (and discarding) what the client still sends; see [`close_politely`].
-const LINGER: Duration = Duration::from_millis(500);
-/// And at most how much of it.
-const LINGER_BYTES: usize = 64 * 1024;
+/// The settings from the environment.
+struct Settings {
+    grace: Duration,
+    drain_delay: Duration,
+    header_timeout: Duration,
+}
+
+impl Settings {
+    /// `Err(name)` names a setting that is not a number.
+    fn from_env() -> Result<Settings, &'static str> {
+        let ten_s = Duration::from_secs(10);
+        Ok(Settings {
+            grace: env_ms("GRACE_MS")?.unwrap_or(ten_s),
+            drain_delay: env_ms("DRAIN_DELAY_MS")?.unwrap_or_default(),
+            header_timeout: env_ms("HEADER_TIMEOUT_MS")?.unwrap_or(ten_s),
+        })
+    }
+}
 
 fn main() {
-    if log::set_logger(&StderrLogger).is_ok() {
-        let level = std::env::var("RUST_LOG").ok().and_then(|l| l.parse().ok());
-        log::set_max_level(level.unwrap_or(log::LevelFilter::Info));
-    }
+    // `RUST_LOG` sets the level (`info` by default). env_logger ignores write errors:
+    // with stderr gone (`2>/dev/full`, a dead log pipe) the server keeps serving.
+    let env = env_logger::Env::default().default_filter_or("info");
+    let _ = env_logger::Builder::from_env(env).try_init();
 
     let addr = std::env::args().nth(1);
     let addr = addr.as_deref().unwrap_or("127.0.0.1:8080");
-    let (grace, header_timeout) = match (env_ms("GRACE_MS"), env_ms("HEADER_TIMEOUT_MS")) {
-        (Ok(grace), Ok(header)) => (
-            grace.unwrap_or(Duration::from_secs(10)),
-            header.unwrap_or(Duration::from_secs(10)),
-        ),
-        (Err(name), _) | (_, Err(name)) => {
-            complain(format_args!(
-                "http_server: {name} must be a number of milliseconds"
-            ));
+    match Settings::from_env() {
+        Ok(settings) => exit(smol::block_on(run(addr, settings))),
+        Err(name) => {
+            log::error!("{name} must be a number of milliseconds");
             exit(2);
         }
-    };
-    exit(smol::block_on(run(addr, grace, header_timeout)));
+    }
 }
 
 /// Serves on `addr` until a signal, drains, and returns the exit code.
-async fn run(addr: &str, grace: Duration, header_timeout: Duration) -> i32 {
+async fn run(addr: &str, settings: Settings) -> i32 {
     // The handlers go in first, before anything that can take time (resolving and
     // binding the address): until they are installed, a SIGTERM kills the process with
     // the default action and nothing is drained. The first SIGINT/SIGTERM triggers
@@ -70,7 +87,7 @@ async fn run(addr: &str, grace: Duration, header_timeout: Duration) -> i32 {
     match signal::watch(&shutdown) {
         Ok(watcher) => smol::spawn(watcher).detach(),
         Err(e) => {
-            complain(format_args!("http_server: cannot watch signals: {e}"));
+            log::error!("cannot watch signals: {e}");
             return 2;
         }
     }
@@ -83,50 +100,71 @@ async fn run(addr: &str, grace: Duration, header_timeout: Duration) -> i32 {
     let (local, listener) = match bound.and_then(|l| Ok((l.local_addr()?, l))) {
         Ok(bound) => bound,
         Err(e) => {
-            complain(format_args!("http_server: cannot listen on {addr}: {e}"));
+            log::error!("cannot listen on {addr}: {e}");
             return 2;
         }
     };
     say(format_args!("listening on http://{local}"));
 
-    let group = Group::new();
+    // `shutdown` (the signal) turns /healthz to 503; `draining`, triggered after the
+    // drain delay, stops accepting and closes the connections gracefully.
+    let (group, draining) = (Group::new(), Shutdown::new());
     let acceptor = smol::spawn(accept(
         listener,
         group.clone(),
         shutdown.clone(),
-        header_timeout,
+        draining.clone(),
+        settings.header_timeout,
     ));
     shutdown.triggered().await;
-    // The acceptor returns once it has dropped the listener: from here on, new
-    // connections are refused.
-    acceptor.await;
     let reason = shutdown
         .reason()
         .map_or("unknown".into(), |r| r.to_string());
+    if !settings.drain_delay.is_zero() {
+        // Still serving, but /healthz says 503: time for the load balancer to notice.
+        say(format_args!(
+            "{reason}: serving {} ms more before draining",
+            settings.drain_delay.as_millis()
+        ));
+        Timer::after(settings.drain_delay).await;
+    }
+    draining.trigger();
+    // The acceptor returns once it has dropped the listener: from here on, new
+    // connections are refused.
+    acceptor.await;
     say(format_args!(
         "shutdown: {reason}; draining {} connection(s)",
         group.len()
     ));
-    match group.wait_timeout(grace).await {
+    match group.wait_timeout(settings.grace).await {
         Ok(()) => {
             say(format_args!("drained, exiting"));
             0
         }
         Err(stragglers) => {
             say(format_args!("grace period over, exiting with stragglers"));
-            complain(format_args!(
-                "http_server: gave up after {} ms: {stragglers}",
-                grace.as_millis()
-            ));
+            let grace = settings.grace.as_millis();
+            log::error!("gave up after {grace} ms: {stragglers}");
             1
         }
     }
 }
 
-/// Accepts connections until shutdown; each one is served by its own task, tracked in
-/// `group` under the peer's address.
-async fn accept(listener: TcpListener, group: Group, shutdown: Shutdown, header_timeout: Duration) {
-    while let Some(accepted) = shutdown.run_until_triggered(listener.accept()).await {
+/// Accepts connections until `draining` triggers; each one is served by hyper in its
+/// own task, watched with `draining` and counted in `group` under the peer's address.
+async fn accept(
+    listener: TcpListener,
+    group: Group,
+    shutdown: Shutdown,
+    draining: Shutdown,
+    header_timeout: Duration,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(SmolTimer::new())
+        .header_read_timeout(header_timeout)
+        // hyper's smallest read buffer: a larger request head gets `431`.
+        .max_buf_size(8 * 1024);
+    while let Some(accepted) = draining.run_until_triggered(listener.accept()).await {
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -137,14 +175,25 @@ async fn accept(listener: TcpListener, group: Group, shutdown: Shutdown, header_
                 continue;
             }
         };
-        // Named, so that if the drain times out the report says which connections hung.
-        let Ok(guard) = group.add_named(format!("connection {peer}")) else {
+        let service = service_fn({
+            let shutdown = shutdown.clone();
+            move |request| respond(request, shutdown.clone())
+        });
+        let io = FuturesIo::new(stream);
+        let conn = http.serve_connection(io, service);
+        // When draining starts: no more keep-alive, idle connections closed, requests in
+        // flight finished. Named, so that if the drain times out the report says which.
+        let Ok(conn) = smol_graceful::hyper::watch(
+            conn,
+            http1::Connection::graceful_shutdown,
+            &draining,
+            &group,
+            format!("connection {peer}"),
+        ) else {
             break; // the group is closed: we are draining already
         };
-        let shutdown = shutdown.clone();
         smol::spawn(async move {
-            let _guard = guard; // dropped when this task ends, however it ends
-            if let Err(e) = serve(stream, &shutdown, header_timeout).await {
+            if let Err(e) = conn.await {
                 log::debug!("connection {peer}: {e}");
             }
         })
@@ -153,248 +202,43 @@ async fn accept(listener: TcpListener, group: Group, shutdown: Shutdown, header_
     // `listener` is dropped here, which closes the listening socket.
 }
 
-/// Serves the requests of one keep-alive connection until the client closes it, a
-/// request asks to close or is malformed, its head does not arrive in time, or
-/// shutdown starts while it is idle.
-async fn serve(stream: TcpStream, shutdown: &Shutdown, header_timeout: Duration) -> io::Result<()> {
-    let mut reader = BufReader::new(stream.clone());
-    let mut writer = stream;
-    loop {
-        let (status, body, keep_alive) =
-            match read_head(&mut reader, shutdown, header_timeout).await? {
-                // The client closed the connection, or sent nothing in time, or shutdown
-                // found it idle: there is nothing to answer.
-                Head::Nothing => return Ok(()),
-                // From a complete head on, a request runs to completion: shutdown does not
-                // cut it.
-                Head::Complete(Ok(request)) => {
-                    let (status, body) = respond(&request).await;
-                    (status, body, request.keep_alive)
+/// Answers one request.
+async fn respond(
+    request: Request<Incoming>,
+    shutdown: Shutdown,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, body) = match request.uri().path() {
+        "/healthz" if shutdown.is_triggered() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
+        }
+        "/healthz" => (StatusCode::OK, "ok\n".into()),
+        "/slow" => {
+            let query = request.uri().query().unwrap_or_default();
+            let ms = query.split('&').find_map(|pair| pair.strip_prefix("ms="));
+            match ms.and_then(|ms| ms.parse::<u64>().ok()) {
+                Some(ms) => {
+                    // Not raced against shutdown: in-flight work is allowed to finish.
+                    Timer::after(Duration::from_millis(ms)).await;
+                    (StatusCode::OK, format!("slept {ms} ms\n"))
                 }
-                Head::Complete(Err(why)) => (400, format!("bad request: {why}\n"), false),
-                Head::TimedOut => (
-                    408,
-                    "timed out waiting for the request head\n".into(),
-                    false,
+                None => (
+                    StatusCode::BAD_REQUEST,
+                    "/slow needs ?ms=N (milliseconds)\n".into(),
                 ),
-                Head::ShuttingDown => (503, "shutting down\n".into(), false),
-            };
-        // Checked after the work, so a request that was running when shutdown began
-        // tells the client that this connection is closing.
-        let keep_alive = keep_alive && !shutdown.is_triggered();
-        let response = response(status, &body, keep_alive);
-        writer.write_all(response.as_bytes()).await?;
-        if !keep_alive {
-            close_politely(&writer, &mut reader).await;
-            return Ok(());
-        }
-    }
-}
-
-/// How the wait for a request head ended.
-enum Head {
-    /// A whole head: the request, or why it is malformed (or too large).
-    Complete(Result<Request, String>),
-    /// Nothing of a request: the client closed the connection, or sent nothing within
-    /// the head timeout, or shutdown started.
-    Nothing,
-    /// Part of a head, and the head timeout expired.
-    TimedOut,
-    /// Part of a head, and shutdown started.
-    ShuttingDown,
-}
-
-/// Waits for the next request head, for at most `timeout`, or until shutdown. A head
-/// that has arrived whole when shutdown starts (sent before the client could know) is
-/// still returned, to be served.
-async fn read_head(
-    reader: &mut BufReader<TcpStream>,
-    shutdown: &Shutdown,
-    timeout: Duration,
-) -> io::Result<Head> {
-    let mut head = Vec::new();
-    let cut = {
-        let mut read = pin!(read_head_bytes(reader, &mut head));
-        let stop = async {
-            let expired = async {
-                Timer::after(timeout).await;
-                Head::TimedOut
-            };
-            let stopping = async {
-                shutdown.triggered().await;
-                Head::ShuttingDown
-            };
-            smol::future::or(expired, stopping).await
-        };
-        let read_or_stop = async { Ok(read.as_mut().await) };
-        match smol::future::or(read_or_stop, async { Err(stop.await) }).await {
-            Ok(read) => return read,
-            // One last look, without waiting, at what has already arrived.
-            Err(Head::ShuttingDown) => match smol::future::poll_once(read.as_mut()).await {
-                Some(read) => return read,
-                None => Head::ShuttingDown,
-            },
-            Err(cut) => cut,
-        }
-    };
-    // Cut short: is a request half-way through arriving?
-    if head.is_empty() && reader.buffer().is_empty() {
-        Ok(Head::Nothing)
-    } else {
-        Ok(cut)
-    }
-}
-
-/// Reads one request head into `head`. `Err` for an I/O error or a connection closed
-/// mid-request.
-async fn read_head_bytes(
-    reader: &mut BufReader<TcpStream>,
-    head: &mut Vec<u8>,
-) -> io::Result<Head> {
-    let mut limited = (&mut *reader).take(MAX_HEAD);
-    loop {
-        let start = head.len();
-        if limited.read_until(b'\n', head).await? == 0 {
-            if limited.limit() == 0 {
-                return Ok(Head::Complete(Err("request head too large".into())));
-            }
-            if head.is_empty() {
-                return Ok(Head::Nothing); // the client closed the connection
-            }
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if matches!(&head[start..], b"\r\n" | b"\n") {
-            break; // the empty line that ends the head
-        }
-    }
-    Ok(Head::Complete(
-        parse_head(&String::from_utf8_lossy(head)).map_err(String::from),
-    ))
-}
-
-/// Closes a connection after the last response without losing that response. Closing a
-/// socket that has unread input (the rest of an oversized head, a request pipelined
-/// behind the last one) makes the kernel send RST instead of FIN, and a client that
-/// gets RST may lose the response before reading it. So: end our side (the client
-/// reads the response, then EOF), then read and discard what the client still sends
-/// until it closes, for at most [`LINGER`] and [`LINGER_BYTES`].
-async fn close_politely(stream: &TcpStream, reader: &mut BufReader<TcpStream>) {
-    if stream.shutdown(std::net::Shutdown::Write).is_err() {
-        return; // not connected any more: nothing to protect
-    }
-    let drain = async {
-        let mut buf = [0; 4096];
-        let mut left = LINGER_BYTES;
-        while left > 0 {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => return, // the client closed (or reset) its side
-                Ok(n) => left = left.saturating_sub(n),
             }
         }
+        _ => (StatusCode::OK, "hello\n".into()),
     };
-    smol::future::or(drain, async {
-        Timer::after(LINGER).await;
-    })
-    .await;
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    Ok(response)
 }
 
-/// A parsed request head.
-struct Request {
-    method: String,
-    target: String,
-    keep_alive: bool,
-}
-
-/// Parses a request head. GET requests have no body, so we accept none.
-fn parse_head(head: &str) -> Result<Request, &'static str> {
-    let mut lines = head.lines();
-    let mut parts = lines.next().unwrap_or_default().split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("malformed request line");
-    };
-    let mut keep_alive = match version {
-        "HTTP/1.1" => true, // keep-alive unless asked otherwise
-        "HTTP/1.0" => false,
-        _ => return Err("unsupported HTTP version"),
-    };
-    for line in lines.take_while(|line| !line.is_empty()) {
-        let (name, value) = line.split_once(':').ok_or("malformed header")?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("connection") {
-            for option in value.split(',').map(str::trim) {
-                if option.eq_ignore_ascii_case("close") {
-                    keep_alive = false;
-                } else if option.eq_ignore_ascii_case("keep-alive") {
-                    keep_alive = true;
-                }
-            }
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("content-length") && value != "0"
-        {
-            return Err("request bodies are not supported");
-        }
-    }
-    let (method, target) = (method.to_owned(), target.to_owned());
-    Ok(Request {
-        method,
-        target,
-        keep_alive,
-    })
-}
-
-/// Routes a request; returns the status and body of the response.
-async fn respond(request: &Request) -> (u16, String) {
-    if request.method != "GET" {
-        return (405, "only GET is supported\n".into());
-    }
-    let (path, query) = request
-        .target
-        .split_once('?')
-        .unwrap_or((&request.target, ""));
-    if path != "/slow" {
-        return (200, "hello\n".into());
-    }
-    let ms = query.split('&').find_map(|pair| pair.strip_prefix("ms="));
-    match ms.and_then(|ms| ms.parse::<u64>().ok()) {
-        Some(ms) => {
-            // Not raced against shutdown: in-flight work is allowed to finish.
-            smol::Timer::after(Duration::from_millis(ms)).await;
-            (200, format!("slept {ms} ms\n"))
-        }
-        None => (400, "/slow needs ?ms=N (milliseconds)\n".into()),
-    }
-}
-
-/// Formats a complete response.
-fn response(status: u16, body: &str, keep_alive: bool) -> String {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        _ => "Service Unavailable",
-    };
-    let connection = if keep_alive { "keep-alive" } else { "close" };
-    format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-         Connection: {connection}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// Prints a progress line on stdout and flushes it, so a supervisor sees it at once.
+/// Prints a progress line on stdout and flushes it, so a supervisor sees it at once. A
+/// write error is ignored: the server must keep serving and draining without stdout.
 fn say(line: std::fmt::Arguments<'_>) {
     let mut stdout = io::stdout().lock();
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
-}
-
-/// Prints a line on stderr. A write error is ignored: with stderr gone (`2>/dev/full`,
-/// a log pipe whose reader died) the server must keep serving and draining, and
-/// `eprintln!` would panic instead.
-fn complain(line: fmt::Arguments<'_>) {
-    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// Reads `name` as milliseconds: `Ok(None)` if unset, `Err(name)` if not a number.
@@ -415,23 +259,4 @@ fn exit(code: i32) -> ! {
     let _ = io::stdout().flush();
     log::logger().flush();
     std::process::exit(code)
-}
-
-/// A minimal `log` backend: `[LEVEL] message` on stderr; the level comes from
-/// `RUST_LOG` (`info` by default). The library logs the signals it receives. It never
-/// panics: a logger runs inside whatever code logs, here the signal watcher.
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            complain(format_args!("[{}] {}", record.level(), record.args()));
-        }
-    }
-
-    fn flush(&self) {}
 }

@@ -69,6 +69,9 @@
 //!   manager that speaks sd_notify) that the service is ready, stopping,
 //!   still draining and alive. Turns on `smol` for its timers; a no-op
 //!   outside systemd and on targets other than Unix.
+//! - `hyper`: the `hyper` module: drain hyper 1 connections (HTTP/1, HTTP/2)
+//!   on any executor, each counted in a [`Group`] under a name. It adds no
+//!   dependency (and no tokio).
 //!
 //! With `default-features = false`, [`Group`] (without the timed waits) and
 //! [`Shutdown`] need only `event-listener` and `async-channel`.
@@ -95,6 +98,9 @@
 
 pub mod futures;
 mod group;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 mod shutdown;
 #[cfg(feature = "signal")]
 pub mod signal;

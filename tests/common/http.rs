@@ -6,28 +6,70 @@ use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::subprocess::{Examples, Process};
+use super::subprocess::Process;
 
 /// How long any single step may take before the test gives up.
 pub const STEP: Duration = Duration::from_secs(10);
 
-static EXAMPLE: Examples = Examples::new(&["http_server"]);
-
-/// The example's binary.
+/// The example's binary, built once per test binary with the `hyper` feature it
+/// requires, with the same profile and target directory as the test itself (cargo does
+/// nothing if it is fresh, and rebuilds it if it is stale or missing).
+// `subprocess::Examples` builds with default features only, which `cargo build
+// --example http_server` refuses (`required-features`).
 pub fn example_binary() -> PathBuf {
-    EXAMPLE.binary("http_server")
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    let binary = BINARY.get_or_init(|| {
+        // This test runs from `<target>/<profile>/deps/`; examples live beside `deps`.
+        let exe = std::env::current_exe().expect("current_exe");
+        let deps = exe.parent().expect("deps dir");
+        let profile_dir = deps.parent().expect("profile dir");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "http_server",
+                "--features",
+                "hyper",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if let Some(target_dir) = profile_dir.parent() {
+            cargo.arg("--target-dir").arg(target_dir);
+        }
+        match profile_dir.file_name().and_then(|name| name.to_str()) {
+            Some("debug") | None => {}
+            Some("release") => {
+                cargo.arg("--release");
+            }
+            Some(profile) => {
+                cargo.args(["--profile", profile]);
+            }
+        }
+        let status = cargo.status().expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build --example http_server: {status}"
+        );
+        profile_dir.join("examples").join("http_server")
+    });
+    assert!(binary.exists(), "no example binary at {}", binary.display());
+    binary.clone()
 }
 
 /// The command that runs the example on `addr`, with `GRACE_MS` set to `grace_ms` (or
-/// unset), and `HEADER_TIMEOUT_MS` unset.
+/// unset), and `HEADER_TIMEOUT_MS`, `DRAIN_DELAY_MS` and `RUST_LOG` unset.
 pub fn example_command(addr: &str, grace_ms: Option<u64>) -> Command {
     let mut command = Command::new(example_binary());
     command
         .arg(addr)
         .env_remove("GRACE_MS")
-        .env_remove("HEADER_TIMEOUT_MS");
+        .env_remove("HEADER_TIMEOUT_MS")
+        .env_remove("DRAIN_DELAY_MS")
+        .env_remove("RUST_LOG");
     if let Some(ms) = grace_ms {
         command.env("GRACE_MS", ms.to_string());
     }
