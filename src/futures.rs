@@ -9,8 +9,10 @@
 //! | future | made by |
 //! |---|---|
 //! | [`Wait`] | [`Group::wait`](crate::Group::wait) |
+//! | [`WaitOwned`] | [`Group::wait_owned`](crate::Group::wait_owned) |
 //! | [`Tracked`] | [`Group::track`](crate::Group::track), [`Tracked::new`] |
 //! | [`Triggered`] | [`Shutdown::triggered`](crate::Shutdown::triggered) |
+//! | [`TriggeredOwned`] | [`Shutdown::triggered_owned`](crate::Shutdown::triggered_owned) |
 //! | [`RunUntilTriggered`] | [`Shutdown::run_until_triggered`](crate::Shutdown::run_until_triggered) |
 #![cfg_attr(
     feature = "smol",
@@ -35,7 +37,7 @@
 
 #[cfg(feature = "smol")]
 pub use crate::group::WaitTimeout;
-pub use crate::group::{Tracked, Wait};
-pub use crate::shutdown::{RunUntilTriggered, Triggered};
+pub use crate::group::{Tracked, Wait, WaitOwned};
+pub use crate::shutdown::{RunUntilTriggered, Triggered, TriggeredOwned};
 #[cfg(feature = "smol")]
 pub use crate::task_set::{Join, JoinTimeout, Reserve, Spawn, SpawnBlocking, Track, TrackedTask};

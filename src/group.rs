@@ -31,9 +31,9 @@ use crate::stragglers::Stragglers;
 use crate::sync::Arc;
 use count::{check_count, Count, Token};
 use wait::Shared;
-pub use wait::Wait;
 #[cfg(feature = "smol")]
 pub use wait::WaitTimeout;
+pub use wait::{Wait, WaitOwned};
 
 /// A wait group: counts running tasks with RAII [`Guard`]s and waits until
 /// they are all gone.
@@ -324,6 +324,33 @@ impl Group {
     pub fn wait(&self) -> Wait<'_> {
         self.close();
         Wait::new(&self.handle.shared)
+    }
+
+    /// [`wait`](Self::wait) as a `'static` future: it holds a clone of this
+    /// handle, so a task can own it (tokio's `TaskTracker::wait` borrows
+    /// too; this is the owned form). Closes the group at the call.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`wait`](Self::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::Group;
+    ///
+    /// # smol::block_on(async {
+    /// let group = Group::new();
+    /// let guard = group.add().unwrap();
+    /// let drained = smol::spawn(group.wait_owned()); // borrows nothing
+    /// drop(guard);
+    /// drained.await;
+    /// assert!(group.is_closed() && group.is_empty());
+    /// # });
+    /// ```
+    pub fn wait_owned(&self) -> WaitOwned {
+        self.close();
+        WaitOwned::new(self.clone())
     }
 
     /// Closes the group and blocks the current thread until every guard is

@@ -113,7 +113,7 @@ pub mod systemd;
 mod task_set;
 
 pub use group::{Closed, Group, Guard, Tracked};
-pub use shutdown::{Reason, Shutdown};
+pub use shutdown::{DropGuard, Reason, Shutdown};
 pub use stragglers::{Straggler, Stragglers};
 #[cfg(feature = "smol")]
 pub use task_set::{Permit, TaskError, TaskSet, TaskSetClosed, TrySpawnError};

@@ -8,18 +8,18 @@
 //! channel wakes every receiver at once, so a waiter watches exactly one
 //! channel however deep the hierarchy is.
 
+mod drop_guard;
+mod futures;
+mod reason;
 mod tree;
 
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use async_channel::Recv;
-use pin_project_lite::pin_project;
 
 use crate::sync::Arc;
+pub use drop_guard::DropGuard;
+pub use futures::{RunUntilTriggered, Triggered, TriggeredOwned};
+pub use reason::Reason;
 use tree::Node;
 
 /// A broadcast shutdown signal: trigger it once, and every clone and child
@@ -155,10 +155,7 @@ impl Shutdown {
     /// # });
     /// ```
     pub fn triggered(&self) -> Triggered<'_> {
-        Triggered {
-            node: &self.node,
-            recv: None,
-        }
+        Triggered::new(&self.node)
     }
 
     /// Runs `future` until it completes or the shutdown is triggered,
@@ -186,10 +183,57 @@ impl Shutdown {
     /// # });
     /// ```
     pub fn run_until_triggered<F: Future>(&self, future: F) -> RunUntilTriggered<'_, F> {
-        RunUntilTriggered {
-            triggered: self.triggered(),
-            future,
-        }
+        RunUntilTriggered::new(self.triggered(), future)
+    }
+
+    /// A `'static` future that is ready once the shutdown has been
+    /// triggered: [`triggered`](Self::triggered) for a task that must own its
+    /// stop signal (tokio's `cancelled_owned`). It holds a clone of this
+    /// handle.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`triggered`](Self::triggered).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::Shutdown;
+    ///
+    /// # smol::block_on(async {
+    /// let shutdown = Shutdown::new();
+    /// let stopped = shutdown.triggered_owned(); // borrows nothing
+    /// let waiter = smol::spawn(stopped);
+    /// shutdown.trigger();
+    /// waiter.await;
+    /// # });
+    /// ```
+    pub fn triggered_owned(&self) -> TriggeredOwned {
+        TriggeredOwned::new(Arc::clone(&self.node))
+    }
+
+    /// Turns this handle into a guard that triggers the shutdown when it is
+    /// dropped, unless [`disarm`](DropGuard::disarm)ed first (tokio's
+    /// `drop_guard`). The trigger's reason is [`Reason::GuardDropped`],
+    /// whose `panicking` field says whether a panic unwinding dropped it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::{Reason, Shutdown};
+    ///
+    /// let shutdown = Shutdown::new();
+    /// let guard = shutdown.clone().drop_guard();
+    /// drop(guard);
+    /// assert!(matches!(shutdown.reason(), Some(Reason::GuardDropped { panicking: false })));
+    ///
+    /// let other = Shutdown::new();
+    /// let guard = other.clone().drop_guard();
+    /// let handle: Shutdown = guard.disarm(); // no trigger
+    /// assert!(!handle.is_triggered());
+    /// ```
+    pub fn drop_guard(self) -> DropGuard {
+        DropGuard::new(self)
     }
 
     /// Makes a child scope: triggered when this one is (with this one's
@@ -246,131 +290,14 @@ impl fmt::Debug for Shutdown {
     }
 }
 
-/// Why a [`Shutdown`] was triggered.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Reason {
-    /// An OS signal arrived; holds its number (2 for SIGINT, 15 for SIGTERM;
-    /// Ctrl-C on Windows is reported as 2).
-    Signal(i32),
-    /// [`Shutdown::trigger`] was called.
-    Requested,
-    /// The work this shutdown scoped has finished: a `TaskSet`'s `join`
-    /// returned (as Go's `errgroup.WithContext` cancels its context when
-    /// `Wait` returns).
-    Finished,
-    /// A task failed; holds its error.
-    Error(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>),
-}
-
-impl Reason {
-    /// A [`Reason::Error`] from an error value or a message.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let reason = smol_graceful::Reason::error("disk full");
-    /// assert_eq!(reason.to_string(), "error: disk full");
-    /// ```
-    pub fn error(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Reason {
-        Reason::Error(std::sync::Arc::from(error.into()))
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Signal(2) => f.write_str("signal SIGINT"),
-            Reason::Signal(15) => f.write_str("signal SIGTERM"),
-            Reason::Signal(signo) => write!(f, "signal {signo}"),
-            Reason::Requested => f.write_str("requested"),
-            Reason::Finished => f.write_str("finished"),
-            Reason::Error(error) => write!(f, "error: {error}"),
-        }
-    }
-}
-
-pin_project! {
-    /// Future of [`Shutdown::triggered`]: ready once the shutdown has been
-    /// triggered.
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Triggered<'a> {
-        node: &'a Node,
-        // `None` until the first poll finds the shutdown not yet triggered:
-        // a future that is ready at once never makes a channel.
-        #[pin]
-        recv: Option<Recv<'a, Infallible>>,
-    }
-}
-
-impl Future for Triggered<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
-        if this.recv.is_none() {
-            if this.node.is_triggered() {
-                return Poll::Ready(());
-            }
-            match this.node.receiver() {
-                Some(receiver) => this.recv.set(Some(receiver.recv())),
-                None => return Poll::Ready(()),
-            }
-        }
-        let Some(recv) = this.recv.as_pin_mut() else {
-            unreachable!("set above")
-        };
-        // The channel never carries a message, so the only way `recv`
-        // finishes is with the error that says it was closed.
-        match std::task::ready!(recv.poll(cx)) {
-            Ok(never) => match never {},
-            Err(_closed) => Poll::Ready(()),
-        }
-    }
-}
-
-impl fmt::Debug for Triggered<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Triggered").finish_non_exhaustive()
-    }
-}
-
-pin_project! {
-    /// Future of [`Shutdown::run_until_triggered`].
-    #[must_use = "futures do nothing unless polled"]
-    pub struct RunUntilTriggered<'a, F> {
-        #[pin]
-        triggered: Triggered<'a>,
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F: Future> Future for RunUntilTriggered<'_, F> {
-    type Output = Option<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        // Biased: shutdown first, so a triggered shutdown never polls `future`.
-        if this.triggered.poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        this.future.poll(cx).map(Some)
-    }
-}
-
-impl<F> fmt::Debug for RunUntilTriggered<'_, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunUntilTriggered").finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Internals, with no optional feature; behaviour is tested in
     //! `tests/shutdown.rs`.
 
     use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
 
     #[test]
     fn dead_children_free_their_slots() {

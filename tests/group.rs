@@ -385,3 +385,37 @@ fn waiting_on_its_own_group_from_a_tracked_task_never_resolves() {
     assert!(group.is_closed());
     assert_eq!(group.len(), 1, "the task's own guard");
 }
+
+#[test]
+fn wait_owned_closes_at_the_call_and_wakes_after_the_last_guard() {
+    fn is_static<T: 'static + Send>(_: &T) {}
+    let group = Group::new();
+    let guard = group.add().unwrap();
+    let mut wait = Box::pin(group.wait_owned());
+    is_static(&wait);
+    assert!(group.is_closed(), "closed at the call");
+    assert_eq!(group.add().unwrap_err(), Closed);
+    let waker = FlagWaker::new();
+    assert!(waker.poll(wait.as_mut()).is_pending());
+    drop(group); // the owned wait keeps the group alive
+    drop(guard);
+    assert!(waker.take_woken());
+    assert!(waker.poll(wait.as_mut()).is_ready());
+}
+
+#[test]
+fn wait_owned_is_cancel_safe_and_many_can_wait() {
+    let group = Group::new();
+    let guard = group.add().unwrap();
+    let waker = FlagWaker::new();
+    let mut waits: Vec<_> = (0..100).map(|_| Box::pin(group.wait_owned())).collect();
+    for wait in &mut waits {
+        assert!(waker.poll(wait.as_mut()).is_pending());
+    }
+    waits.truncate(10); // dropped pending waits give up their registration
+    drop(guard);
+    assert!(waker.take_woken());
+    assert!(waits.iter_mut().all(|w| waker.poll(w.as_mut()).is_ready()));
+    let mut late = pin!(group.wait_owned());
+    assert!(block_on(poll_once(late.as_mut())).is_some());
+}

@@ -1,5 +1,7 @@
 //! Shutdown semantics, driven deterministically with `poll_once`.
 
+mod common;
+
 use std::pin::pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
@@ -222,4 +224,99 @@ fn shutdown_and_its_futures_are_send_sync() {
     let shutdown = Shutdown::new();
     send(&shutdown.triggered());
     send(&shutdown.run_until_triggered(async {}));
+}
+
+mod owned_and_guards {
+    use super::*;
+
+    use crate::common::waker::FlagWaker;
+
+    use smol_graceful::DropGuard;
+
+    #[test]
+    fn triggered_owned_is_static_and_wakes_on_the_trigger() {
+        fn is_static<T: 'static + Send>(_: &T) {}
+        let shutdown = Shutdown::new();
+        let mut owned = Box::pin(shutdown.child().triggered_owned()); // the child handle is gone
+        is_static(&owned);
+        let waker = FlagWaker::new();
+        assert!(waker.poll(owned.as_mut()).is_pending());
+        shutdown.trigger();
+        assert!(waker.take_woken());
+        assert!(waker.poll(owned.as_mut()).is_ready());
+        let mut late = pin!(shutdown.triggered_owned());
+        assert!(
+            block_on(poll_once(late.as_mut())).is_some(),
+            "ready at once"
+        );
+    }
+
+    #[test]
+    fn triggered_owned_is_cancel_safe() {
+        let shutdown = Shutdown::new();
+        for _ in 0..3 {
+            let mut owned = pin!(shutdown.triggered_owned());
+            assert!(block_on(poll_once(owned.as_mut())).is_none());
+        }
+        shutdown.trigger();
+        assert!(block_on(poll_once(pin!(shutdown.triggered_owned()))).is_some());
+    }
+
+    #[test]
+    fn a_drop_guard_triggers_when_dropped_and_not_when_disarmed() {
+        let shutdown = Shutdown::new();
+        let guard: DropGuard = shutdown.clone().drop_guard();
+        assert!(!shutdown.is_triggered());
+        drop(guard);
+        assert!(matches!(
+            shutdown.reason(),
+            Some(Reason::GuardDropped { panicking: false })
+        ));
+        assert_eq!(shutdown.reason().unwrap().to_string(), "drop guard dropped");
+
+        let other = Shutdown::new();
+        let handle = other.clone().drop_guard().disarm();
+        drop(handle);
+        assert!(!other.is_triggered());
+    }
+
+    #[test]
+    fn a_drop_guard_dropped_by_a_panic_says_so() {
+        let shutdown = Shutdown::new();
+        let guard = shutdown.clone().drop_guard();
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _guard = guard;
+            panic!("the supervisor failed");
+        }));
+        std::panic::set_hook(hook);
+        assert!(unwound.is_err());
+        assert!(matches!(
+            shutdown.reason(),
+            Some(Reason::GuardDropped { panicking: true })
+        ));
+    }
+
+    #[test]
+    fn an_error_reason_keeps_the_error_for_downcasting_and_as_a_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        let shutdown = Shutdown::new();
+        shutdown.trigger_with(Reason::error(io));
+        let reason = shutdown.reason().unwrap();
+        assert_eq!(reason.to_string(), "error: disk full");
+        let kind = reason
+            .as_error()
+            .and_then(|e| e.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind);
+        assert_eq!(kind, Some(std::io::ErrorKind::StorageFull));
+        let source = reason.source().expect("the task's error is the source");
+        assert_eq!(source.to_string(), "disk full");
+        assert!(Reason::Requested.source().is_none());
+        // A child triggered by its parent carries the same error.
+        let child = Shutdown::new().child();
+        child.trigger_with(reason.clone());
+        assert!(child.reason().unwrap().as_error().is_some());
+    }
 }

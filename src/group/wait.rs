@@ -177,10 +177,8 @@ impl Future for Wait<'_> {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.shared.is_done() {
-            return Poll::Ready(());
-        }
-        self.poll_registered(cx)
+        let shared = self.shared;
+        self.state.poll(shared, cx)
     }
 }
 
@@ -193,13 +191,31 @@ impl<'a> Wait<'a> {
             state: WaitState::Idle,
         }
     }
+}
+
+impl Drop for Wait<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.state.unregister(self.shared);
+    }
+}
+
+impl WaitState {
+    /// Polls a wait on `shared`: the fast path (a load), then registering.
+    #[inline]
+    fn poll(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
+        if shared.is_done() {
+            return Poll::Ready(());
+        }
+        self.poll_registered(shared, cx)
+    }
 
     /// The slow path of `poll`: register for the wakeup, then re-check.
-    fn poll_registered(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_registered(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            let poll = match &mut self.state {
-                WaitState::Idle | WaitState::First => self.poll_slot(cx),
-                WaitState::Listening(listener) => poll_listener(self.shared, listener, cx),
+            let poll = match self {
+                WaitState::Idle | WaitState::First => self.poll_slot(shared, cx),
+                WaitState::Listening(listener) => poll_listener(shared, listener, cx),
             };
             if let Some(poll) = poll {
                 return poll;
@@ -210,21 +226,20 @@ impl<'a> Wait<'a> {
     /// Takes the first-waiter slot (or keeps it) and parks the waker there;
     /// `None` if the slot was taken and this wait now listens instead (the
     /// caller polls again).
-    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Option<Poll<()>> {
-        let shared = self.shared;
+    fn poll_slot(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Option<Poll<()>> {
         // Planted bug for tests/loom.rs: a check made before locking can
         // miss a `finish` that runs between it and the waker's store.
         let early_check = cfg!(smol_graceful_bug = "no_recheck").then(|| shared.is_done());
         let mut waiters = lock(&shared.waiters);
-        if matches!(self.state, WaitState::Idle) {
+        if matches!(self, WaitState::Idle) {
             if waiters.first_taken {
                 // Listen instead. `done` is re-checked by the caller's next
                 // turn, after registering.
-                self.state = WaitState::Listening(shared.listen_locked(waiters));
+                *self = WaitState::Listening(shared.listen_locked(waiters));
                 return None;
             }
             waiters.first_taken = true;
-            self.state = WaitState::First;
+            *self = WaitState::First;
         }
         // No wakeup can be lost: `done` is re-checked under the slot's lock,
         // which `finish` takes after setting it (see `Shared::finish`).
@@ -238,15 +253,22 @@ impl<'a> Wait<'a> {
         Some(Poll::Pending)
     }
 
-    /// Gives up the slot or the listener (out of line: only pending waits
-    /// that are dropped get here).
+    /// Gives up the slot or the listener, if any.
+    #[inline]
+    fn unregister(&mut self, shared: &Shared) {
+        if !matches!(self, WaitState::Idle) {
+            self.unregister_slow(shared);
+        }
+    }
+
+    /// Out of line: only pending waits that are dropped get here.
     #[cold]
     #[inline(never)]
-    fn unregister(&mut self) {
-        let state = std::mem::replace(&mut self.state, WaitState::Idle);
+    fn unregister_slow(&mut self, shared: &Shared) {
+        let state = std::mem::replace(self, WaitState::Idle);
         // Once done, nobody will use the slot again: skip the lock.
-        if matches!(state, WaitState::First) && !self.shared.is_done() {
-            let mut waiters = lock(&self.shared.waiters);
+        if matches!(state, WaitState::First) && !shared.is_done() {
+            let mut waiters = lock(&shared.waiters);
             waiters.first_taken = false;
             waiters.first = None;
         }
@@ -275,12 +297,45 @@ fn poll_listener(
     None
 }
 
-impl Drop for Wait<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if !matches!(self.state, WaitState::Idle) {
-            self.unregister();
+/// Future of [`Group::wait_owned`](crate::Group::wait_owned): [`Wait`] that
+/// holds its own handle to the group, so it is `'static`.
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitOwned {
+    group: crate::Group,
+    state: WaitState,
+}
+
+impl WaitOwned {
+    /// A wait on `group` (already closed).
+    pub(super) fn new(group: crate::Group) -> WaitOwned {
+        WaitOwned {
+            group,
+            state: WaitState::Idle,
         }
+    }
+}
+
+impl Future for WaitOwned {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.state.poll(&this.group.handle.shared, cx)
+    }
+}
+
+impl Drop for WaitOwned {
+    fn drop(&mut self) {
+        self.state.unregister(&self.group.handle.shared);
+    }
+}
+
+impl fmt::Debug for WaitOwned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitOwned")
+            .field("done", &self.group.handle.shared.is_done())
+            .finish_non_exhaustive()
     }
 }
 
