@@ -254,10 +254,10 @@ impl Shutdown {
     /// - `child()` and a child's drop cost O(1) (amortized) however many
     ///   children are alive: each takes this scope's lock once, and a
     ///   trigger walks the live descendants once.
-    /// - Memory: a live child costs about 180 bytes (its node, and its slot
+    /// - Memory: a live child costs about 85 bytes (its node, and its slot
     ///   in the parent) until somebody waits on it; the first
     ///   [`triggered`](Self::triggered) future that has to wait adds its
-    ///   channel, about 900 bytes. Dropping the last handle of a scope
+    ///   channel, about 920 bytes. Dropping the last handle of a scope
     ///   frees it once its own children are gone; nothing is leaked
     ///   whatever the order of the drops.
     ///

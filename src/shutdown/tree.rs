@@ -46,11 +46,18 @@ use super::Reason;
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
 
 /// One scope: what a `Shutdown` handle points to.
+///
+/// Laid out for a small live child (see `tests/shutdown_memory.rs`): what
+/// only some scopes need (children, a channel, a reason) sits behind one
+/// pointer each, made on first need.
 pub(crate) struct Node {
-    /// The parent and this node's slot in it; `None` for a root, and for a
-    /// child made after its parent had triggered (it starts triggered and
-    /// needs no link). Taken only by `drop`.
-    parent: Option<Link>,
+    /// The parent; `None` for a root, and for a child made after its parent
+    /// had triggered (it starts triggered and needs no link). Taken only by
+    /// `drop`.
+    parent: Option<Arc<Node>>,
+    /// This node's slot in its parent's children (meaningless without a
+    /// parent).
+    slot: u32,
     /// Set (in the critical section that sets `state.reason`) once
     /// triggered: the lock-free answer of `is_triggered`.
     triggered: AtomicBool,
@@ -58,80 +65,74 @@ pub(crate) struct Node {
     /// The channel that waiters watch; it never carries a message, and the
     /// trigger closes it. Made on first need, under `state`'s lock
     /// (invariant 3), so a scope nobody waits on costs no channel.
-    channel: OnceLock<(Sender<Infallible>, Receiver<Infallible>)>,
+    channel: OnceLock<Box<(Sender<Infallible>, Receiver<Infallible>)>>,
 }
 
+/// A parent link taken out of a dying node.
 struct Link {
     node: Arc<Node>,
-    slot: usize,
+    slot: u32,
 }
 
 #[derive(Default)]
 struct State {
-    reason: Option<Reason>,
-    children: Slab,
+    /// Shared by every node one trigger reached (one allocation per
+    /// trigger, not per node).
+    reason: Option<std::sync::Arc<Reason>>,
+    /// Made at the first child.
+    children: Option<Box<Slab>>,
 }
 
 /// The children's weak references, in slots reused through a free list.
 #[derive(Default)]
 struct Slab {
-    slots: Vec<Slot>,
-    /// The first free slot, if any.
-    free: Option<usize>,
+    slots: Vec<Option<Weak<Node>>>,
+    /// The free slots, reused last-freed first.
+    free: Vec<u32>,
     live: usize,
 }
 
-enum Slot {
-    Live(Weak<Node>),
-    /// A free slot, and the next free one.
-    Free(Option<usize>),
-}
-
 impl Slab {
-    fn insert(&mut self, child: Weak<Node>) -> usize {
+    fn insert(&mut self, child: Weak<Node>) -> u32 {
         self.live += 1;
-        match self.free {
+        match self.free.pop() {
             Some(slot) => {
-                let Slot::Free(next) = std::mem::replace(&mut self.slots[slot], Slot::Live(child))
-                else {
-                    unreachable!("the free list holds only free slots")
-                };
-                self.free = next;
+                debug_assert!(self.slots[slot as usize].is_none());
+                self.slots[slot as usize] = Some(child);
                 slot
             }
             None => {
-                self.slots.push(Slot::Live(child));
-                self.slots.len() - 1
+                let slot = u32::try_from(self.slots.len())
+                    .expect("more than u32::MAX live child scopes of one scope");
+                self.slots.push(Some(child));
+                slot
             }
         }
     }
 
     /// Frees `slot`, returning its `Weak` so that the caller drops it after
     /// unlocking.
-    fn remove(&mut self, slot: usize) -> Slot {
-        let old = std::mem::replace(&mut self.slots[slot], Slot::Free(self.free));
-        debug_assert!(matches!(old, Slot::Live(_)), "slot {slot} freed twice");
-        self.free = Some(slot);
+    fn remove(&mut self, slot: u32) -> Option<Weak<Node>> {
+        let old = self.slots[slot as usize].take();
+        debug_assert!(old.is_some(), "slot {slot} freed twice");
+        self.free.push(slot);
         self.live -= 1;
         if self.live == 0 {
             // Forget the free list (O(slots), paid for by the pushes that
             // made them), and give back the memory of a burst of children
             // that is over; a few slots stay for the next child.
             if self.slots.capacity() > 16 {
-                self.slots = Vec::new();
+                *self = Slab::default();
             } else {
                 self.slots.clear();
+                self.free.clear();
             }
-            self.free = None;
         }
         old
     }
 
     fn upgrade_into(&self, out: &mut Vec<Arc<Node>>) {
-        out.extend(self.slots.iter().filter_map(|slot| match slot {
-            Slot::Live(child) => child.upgrade(),
-            Slot::Free(_) => None,
-        }));
+        out.extend(self.slots.iter().flatten().filter_map(Weak::upgrade));
     }
 }
 
@@ -148,8 +149,13 @@ impl Default for Node {
 
 impl Node {
     fn new(parent: Option<Link>) -> Node {
+        let (parent, slot) = match parent {
+            Some(Link { node, slot }) => (Some(node), slot),
+            None => (None, 0),
+        };
         Node {
             parent,
+            slot,
             triggered: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             channel: OnceLock::new(),
@@ -168,7 +174,8 @@ impl Node {
         // The lock is held until `new_cyclic` has returned, so no walk can
         // find the slot before its `Weak` can be upgraded (invariant 2).
         Arc::new_cyclic(|weak| {
-            let slot = state.children.insert(weak.clone());
+            let children = state.children.get_or_insert_with(Box::default);
+            let slot = children.insert(weak.clone());
             Node::new(Some(Link {
                 node: Arc::clone(parent),
                 slot,
@@ -182,6 +189,7 @@ impl Node {
     /// its descendants were triggered by the call that did (or are being
     /// triggered by it), and nothing is walked.
     pub(crate) fn trigger(&self, reason: Reason) -> bool {
+        let reason = std::sync::Arc::new(reason);
         let mut stack = Vec::new();
         if !self.trigger_one(&reason, &mut stack) {
             return false;
@@ -197,14 +205,16 @@ impl Node {
     /// Triggers this node alone and pushes its live children on `stack`
     /// (invariant 5: even when it was already triggered). Returns `true` if
     /// this call triggered it.
-    fn trigger_one(&self, reason: &Reason, stack: &mut Vec<Arc<Node>>) -> bool {
+    fn trigger_one(&self, reason: &std::sync::Arc<Reason>, stack: &mut Vec<Arc<Node>>) -> bool {
         let channel = {
             let mut state = lock(&self.state);
-            state.children.upgrade_into(stack);
+            if let Some(children) = &state.children {
+                children.upgrade_into(stack);
+            }
             if state.reason.is_some() {
                 return false;
             }
-            state.reason = Some(reason.clone());
+            state.reason = Some(std::sync::Arc::clone(reason));
             // Relaxed would do for the flag alone; Release pairs with the
             // Acquire in `is_triggered`, so a thread that sees `true` and then
             // reads anything this thread wrote before the trigger sees it.
@@ -213,7 +223,8 @@ impl Node {
             // read here is the only one that can have waiters.
             self.channel.get()
         };
-        if let Some((_, receiver)) = channel {
+        if let Some(channel) = channel {
+            let (_, receiver) = &**channel;
             // Outside the lock: this wakes the waiters' wakers.
             receiver.close();
         }
@@ -226,7 +237,7 @@ impl Node {
     }
 
     pub(crate) fn reason(&self) -> Option<Reason> {
-        lock(&self.state).reason.clone()
+        lock(&self.state).reason.as_deref().cloned()
     }
 
     /// The channel to wait on, made if needed; `None` once triggered.
@@ -239,7 +250,9 @@ impl Node {
         if state.reason.is_some() {
             return None;
         }
-        let (_, receiver) = self.channel.get_or_init(|| async_channel::bounded(1));
+        let (_, receiver) = &**self
+            .channel
+            .get_or_init(|| Box::new(async_channel::bounded(1)));
         drop(state);
         Some(receiver)
     }
@@ -247,7 +260,10 @@ impl Node {
     #[cfg(test)]
     pub(crate) fn live_children(&self) -> (usize, usize) {
         let state = lock(&self.state);
-        (state.children.live, state.children.slots.len())
+        state
+            .children
+            .as_ref()
+            .map_or((0, 0), |c| (c.live, c.slots.len()))
     }
 
     #[cfg(test)]
@@ -261,9 +277,15 @@ impl Drop for Node {
         // Invariant 4: free this node's slot, and if this node held the
         // last reference to its parent, free the parent's slot in the same
         // loop instead of recursing through the parent's `Drop`.
-        let mut link = self.parent.take();
+        let mut link = self.parent.take().map(|node| Link {
+            node,
+            slot: self.slot,
+        });
         while let Some(Link { node: parent, slot }) = link {
-            let freed = lock(&parent.state).children.remove(slot);
+            let freed = lock(&parent.state)
+                .children
+                .as_mut()
+                .map(|children| children.remove(slot));
             drop(freed);
             link = parent_link_if_last(parent);
         }
@@ -275,7 +297,9 @@ impl Drop for Node {
 /// recursion through `Node::drop`).
 #[cfg(not(loom))]
 fn parent_link_if_last(node: Arc<Node>) -> Option<Link> {
-    Arc::into_inner(node).and_then(|mut node| node.parent.take())
+    let mut node = Arc::into_inner(node)?;
+    let slot = node.slot;
+    node.parent.take().map(|node| Link { node, slot })
 }
 
 /// Under loom the model's `Arc` frees a node through std's `Arc` (which
