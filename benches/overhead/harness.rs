@@ -247,6 +247,10 @@ impl Config {
     }
 }
 
+/// Fewer paired repetitions than this (or than the run's repetitions, if
+/// fewer) give no verdict: `inconclusive`.
+const MIN_PAIRS: usize = 5;
+
 /// Repetitions of the join rows in a full run.
 pub const JOIN_REPS: usize = 31;
 
@@ -436,6 +440,8 @@ pub struct Set {
     measured: Vec<Measured>,
     /// Repetitions run.
     reps: usize,
+    /// Repetitions wanted (kept by every row).
+    wanted: usize,
 }
 
 impl Set {
@@ -464,8 +470,8 @@ impl Set {
                 body: (spec.build)(&fixtures),
             })
             .collect();
-        let reps = cfg.reps_for(ours);
-        let measured = measure(cfg, reps, &mut cases, &names);
+        let wanted = cfg.reps_for(ours);
+        let measured = measure(cfg, wanted, &mut cases, &names);
         drop(cases);
         drop(fixtures);
         let reps = measured.first().map_or(0, |m| m.samples.len());
@@ -474,6 +480,7 @@ impl Set {
             ours_name,
             measured,
             reps,
+            wanted,
         }
     }
 
@@ -532,14 +539,12 @@ impl Results {
                 let mine = row(me);
                 for m in set.others() {
                     let r = me.ratios(m, Stat::Typical);
-                    println!(
-                        "{mine} {} {} | {:.2}x | {:.2}-{:.2}x |",
-                        m.name,
-                        ns(m.spread().median),
-                        r.median,
-                        r.p10,
-                        r.p90
-                    );
+                    let ratio = if r.n == 0 {
+                        "- | - |".to_owned()
+                    } else {
+                        format!("{:.2}x | {:.2}-{:.2}x |", r.median, r.p10, r.p90)
+                    };
+                    println!("{mine} {} {} {ratio}", m.name, ns(m.spread().median));
                 }
                 if set.measured.len() == 1 {
                     println!("{mine} - | - | - |");
@@ -619,8 +624,13 @@ impl Results {
                         set.ours_name, base.name
                     );
                     let r = ours.ratios(base, stat);
-                    if r.n == 0 {
-                        println!("{head}: inconclusive (no repetition kept by both rows)");
+                    // A verdict needs a spread: a handful of pairs at least.
+                    if r.n < set.wanted.min(MIN_PAIRS) {
+                        println!(
+                            "{head}: inconclusive (only {} of {} repetitions kept by both \
+                             rows: their threads did not overlap)",
+                            r.n, set.reps
+                        );
                         continue;
                     }
                     let verdict = Verdict::of_spread(r.p10, r.p90, limit);
