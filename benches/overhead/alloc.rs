@@ -1,15 +1,21 @@
 //! A counting allocator, switched on only around the memory rows, and the
 //! memory rows: each measures, prints one line, and carries its target.
+//! Rows of the form "per op" count what an operation allocates; rows of the
+//! form "per live ..." count the bytes still allocated (allocated minus
+//! freed) while 10,000 of the thing are alive.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
-use smol::{LocalExecutor, Task};
+use futures_lite::future::block_on;
+use smol::{Executor, LocalExecutor, Task};
 use smol_graceful::futures::Wait;
-use smol_graceful::{Group, Guard, Tracked};
+use smol_graceful::{Group, Guard, Shutdown, TaskSet, Tracked};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,6 +28,8 @@ struct CountingAlloc;
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 static BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Bytes allocated minus bytes freed while counting.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 fn record(bytes: usize) {
     // Relaxed: statistics only, read after the measured code on the same
@@ -29,6 +37,14 @@ fn record(bytes: usize) {
     if COUNTING.load(Ordering::Relaxed) {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(bytes, Ordering::Relaxed);
+        LIVE.fetch_add(bytes as isize, Ordering::Relaxed);
+    }
+}
+
+fn record_free(bytes: usize) {
+    // Relaxed: as in `record`.
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_sub(bytes as isize, Ordering::Relaxed);
     }
 }
 
@@ -50,11 +66,13 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         record(new_size);
+        record_free(layout.size());
         // SAFETY: as in `alloc`; `ptr` came from this allocator, i.e. `System`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        record_free(layout.size());
         // SAFETY: as in `realloc`.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -70,6 +88,7 @@ fn count_allocs(f: impl FnOnce()) -> (usize, usize) {
     // allocations between the two stores.
     ALLOCS.store(0, Ordering::Relaxed);
     BYTES.store(0, Ordering::Relaxed);
+    LIVE.store(0, Ordering::Relaxed);
     COUNTING.store(true, Ordering::SeqCst);
     f();
     COUNTING.store(false, Ordering::SeqCst);
@@ -93,6 +112,13 @@ const ROWS: &[fn() -> Reading] = &[
     wait_slow,
     tt_wait_slow,
     spawn_local,
+    named_live_static,
+    named_live_formatted,
+    child_live,
+    ct_child_live,
+    triggered_live,
+    ct_cancelled_live,
+    taskset_finished,
     sizes,
 ];
 
@@ -242,6 +268,124 @@ fn spawn_local() -> Reading {
     Reading::line(line).target(what, extra <= 8.0, format!("+{extra:.1} B"))
 }
 
+/// Bytes still allocated per item while the `N` items `make` made (with
+/// `make`'s state warmed by one item made and dropped first) are alive.
+fn live_per<T>(mut make: impl FnMut(usize) -> T) -> f64 {
+    drop(make(N));
+    let mut live = Vec::with_capacity(N);
+    count_allocs(|| {
+        for i in 0..N {
+            live.push(make(i));
+        }
+    });
+    // Relaxed: read on the thread that counted, after counting stopped.
+    let bytes = LIVE.load(Ordering::Relaxed);
+    drop(live);
+    bytes as f64 / N as f64
+}
+
+fn named_live_static() -> Reading {
+    let group = Group::new();
+    let bytes = live_per(|_| group.add_named("worker").unwrap());
+    let line = format!("per live named guard, static name (10,000 live): {bytes:.1} B");
+    let what = "bytes per live named guard (static name) <= 64";
+    Reading::line(line).target(what, bytes <= 64.0, format!("{bytes:.1} B"))
+}
+
+fn named_live_formatted() -> Reading {
+    let group = Group::new();
+    let bytes = live_per(|i| group.add_named(format!("worker-{i}")).unwrap());
+    Reading::line(format!(
+        "per live named guard, formatted name \"worker-{{i}}\" (10,000 live, the \
+         String included): {bytes:.1} B"
+    ))
+}
+
+fn child_live() -> Reading {
+    let root = Shutdown::new();
+    let bytes = live_per(|_| root.child());
+    let line = format!("per live child scope (Shutdown::child, 10,000 live): {bytes:.1} B");
+    let what = "bytes per live child scope <= 128";
+    Reading::line(line).target(what, bytes <= 128.0, format!("{bytes:.1} B"))
+}
+
+fn ct_child_live() -> Reading {
+    let root = CancellationToken::new();
+    let bytes = live_per(|_| root.child_token());
+    Reading::line(format!(
+        "per live CancellationToken::child_token (10,000 live): {bytes:.1} B"
+    ))
+}
+
+/// Bytes per pending waiter: a future made by `make`, boxed and polled once
+/// (pending), 10,000 alive; and the size of the future itself.
+fn waiters_live<F: Future<Output = ()>>(make: impl Fn() -> F) -> (f64, usize) {
+    let mut cx = noop_cx();
+    let bytes = live_per(|_| {
+        let mut fut = Box::pin(make());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        fut
+    });
+    (bytes, size_of::<F>())
+}
+
+fn triggered_live() -> Reading {
+    let shutdown = Shutdown::new();
+    let (bytes, size) = waiters_live(|| shutdown.triggered());
+    Reading::line(format!(
+        "per pending triggered() waiter (boxed, polled once, 10,000 live): {bytes:.1} B \
+         ({size} B the future itself, {:.1} B registered)",
+        bytes - size as f64
+    ))
+}
+
+fn ct_cancelled_live() -> Reading {
+    let token = CancellationToken::new();
+    let (bytes, size) = waiters_live(|| token.cancelled());
+    Reading::line(format!(
+        "per pending CancellationToken::cancelled() waiter (as triggered()): \
+         {bytes:.1} B ({size} B the future itself, {:.1} B registered)",
+        bytes - size as f64
+    ))
+}
+
+/// A `TaskSet<(), _>` holding `N` finished tasks before `join`: the bytes it
+/// (and the executor, run on this thread) still holds per task.
+fn taskset_finished() -> Reading {
+    let ex = Executor::new();
+    // The executor's lazily built state, outside the count.
+    ex.spawn(async {}).detach();
+    while ex.try_tick() {}
+    let mut set = TaskSet::<(), Infallible>::new();
+    let spawn_all = |set: &TaskSet<(), Infallible>, n: usize| {
+        for _ in 0..n {
+            block_on(set.spawn(&ex, async { Ok(()) })).unwrap();
+        }
+        while ex.try_tick() {}
+    };
+    spawn_all(&set, 1); // the set's lazily built state
+    count_allocs(|| spawn_all(&set, N));
+    // Relaxed: read on the thread that counted, after counting stopped.
+    let bytes = LIVE.load(Ordering::Relaxed) as f64 / N as f64;
+    assert_eq!(set.len(), 0, "a task did not finish");
+    block_on(ex.run(set.join())).unwrap();
+    // The floor: as many detached tasks run to completion leave nothing.
+    count_allocs(|| {
+        for _ in 0..N {
+            ex.spawn(async {}).detach();
+        }
+        while ex.try_tick() {}
+    });
+    // Relaxed: as above.
+    let floor = LIVE.load(Ordering::Relaxed) as f64 / N as f64;
+    let line = format!(
+        "per finished TaskSet<(), _> task before join (10,000): {bytes:.1} B \
+         (detached spawns run to completion on the same executor: {floor:.1} B)"
+    );
+    let what = "bytes per finished TaskSet task with T = () <= 16";
+    Reading::line(line).target(what, bytes <= 16.0, format!("{bytes:.1} B"))
+}
+
 fn sizes() -> Reading {
     let guard = size_of::<Guard>();
     let line = format!(
@@ -268,7 +412,7 @@ pub struct Memory {
 impl Memory {
     /// Whether `cfg` selects the memory rows.
     pub fn wanted(cfg: &Config) -> bool {
-        ["memory", "alloc", "size_of"]
+        ["memory", "alloc", "size_of", "bytes", "live"]
             .iter()
             .any(|id| cfg.wants(id))
     }

@@ -17,22 +17,32 @@ use smol::{Executor, LocalExecutor, Task};
 use smol_graceful::Guard;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-/// Tasks per iteration of the join rows.
-pub const JOIN_TASKS: u64 = 100_000;
+use crate::harness::{Batch, MIN_OVERLAP};
 
 /// The threads a set's rows share, each made on first use. Dropped after
 /// the set is measured, which stops them before the next set starts.
-#[derive(Default)]
 pub struct Fixtures {
-    twins: OnceCell<Rc<Twins>>,
+    /// Threads of the `_xN` rows of this set.
+    threads: usize,
+    team: OnceCell<Rc<Team>>,
     helper: OnceCell<Rc<Dropper<Handed>>>,
     pool: OnceCell<Rc<Pool>>,
 }
 
 impl Fixtures {
-    /// The `_x2` rows' thread pair.
-    pub fn twins(&self) -> Rc<Twins> {
-        Rc::clone(self.twins.get_or_init(|| Rc::new(Twins::new())))
+    /// Fixtures whose team (for `_xN` rows) has `threads` threads.
+    pub fn new(threads: usize) -> Fixtures {
+        Fixtures {
+            threads,
+            team: OnceCell::new(),
+            helper: OnceCell::new(),
+            pool: OnceCell::new(),
+        }
+    }
+
+    /// The `_xN` rows' threads.
+    pub fn team(&self) -> Rc<Team> {
+        Rc::clone(self.team.get_or_init(|| Rc::new(Team::new(self.threads))))
     }
 
     /// The thread round-trip rows' helper thread.
@@ -62,16 +72,15 @@ pub async fn numbered(index: u64) -> u64 {
 }
 
 // ---------------------------------------------------------------------------
-// Twins.
+// Team.
 
-/// A batch for [`Twins`]: both threads run it once.
+/// A batch for [`Team`]: every thread runs it once.
 pub type Job = Arc<dyn Fn() + Send + Sync>;
 
-/// Two persistent threads that run each batch together, released by a
-/// barrier. All `_x2` rows of a set share one pair, so where the scheduler
-/// puts the two threads (in parallel on both cores, or time-sliced) changes
-/// for every row alike, not for one row's threads only.
-pub struct Twins {
+/// Persistent threads that run each batch together, released by a barrier.
+/// All `_xN` rows of a set share one team, so where the scheduler puts the
+/// threads changes for every row alike.
+pub struct Team {
     jobs: Vec<mpsc::Sender<Job>>,
     /// Each thread's (start, end) of its run of the job.
     done: mpsc::Receiver<(Instant, Instant)>,
@@ -79,13 +88,13 @@ pub struct Twins {
     threads: Vec<JoinHandle<()>>,
 }
 
-impl Twins {
-    fn new() -> Twins {
-        let barrier = Arc::new(Barrier::new(3));
+impl Team {
+    fn new(n: usize) -> Team {
+        let barrier = Arc::new(Barrier::new(n + 1));
         let (done_tx, done) = mpsc::channel();
         let mut jobs = Vec::new();
         let mut threads = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..n {
             let (tx, rx) = mpsc::channel::<Job>();
             let (barrier, done_tx) = (Arc::clone(&barrier), done_tx.clone());
             threads.push(thread::spawn(move || {
@@ -98,7 +107,7 @@ impl Twins {
             }));
             jobs.push(tx);
         }
-        Twins {
+        Team {
             jobs,
             done,
             barrier,
@@ -106,20 +115,40 @@ impl Twins {
         }
     }
 
-    /// Runs `job` on both threads at once: the wall time from the first
-    /// start until both are done. The threads clock themselves: with two
-    /// cores, this (third) thread may not run again until they are done.
-    pub fn run(&self, job: Job) -> Duration {
+    /// Runs `job` on every thread at once. The batch's time is the mean of
+    /// the threads' own times (each ran `iters` ops); it is kept only if the
+    /// threads overlapped for at least `MIN_OVERLAP` of the span from the
+    /// first start to the last end, so that time-sliced batches (one core
+    /// for all threads) do not count. The threads clock themselves: with
+    /// few cores, this thread may not run again until they are done.
+    pub fn run(&self, job: Job) -> Batch {
         for tx in &self.jobs {
             tx.send(Arc::clone(&job)).unwrap();
         }
         self.barrier.wait();
-        let (a, b) = (self.done.recv().unwrap(), self.done.recv().unwrap());
-        a.1.max(b.1) - a.0.min(b.0)
+        let spans: Vec<(Instant, Instant)> = self
+            .jobs
+            .iter()
+            .map(|_| self.done.recv().unwrap())
+            .collect();
+        let first_start = spans.iter().map(|s| s.0).min().unwrap();
+        let last_start = spans.iter().map(|s| s.0).max().unwrap();
+        let first_end = spans.iter().map(|s| s.1).min().unwrap();
+        let last_end = spans.iter().map(|s| s.1).max().unwrap();
+        let span = (last_end - first_start).as_secs_f64();
+        let overlap = first_end
+            .saturating_duration_since(last_start)
+            .as_secs_f64();
+        let each: Duration = spans.iter().map(|s| s.1 - s.0).sum();
+        Batch {
+            took: each / spans.len() as u32,
+            kept: span > 0.0 && overlap / span >= MIN_OVERLAP,
+            laps: Vec::new(),
+        }
     }
 }
 
-impl Drop for Twins {
+impl Drop for Team {
     fn drop(&mut self) {
         self.jobs.clear(); // the threads' `recv` fails: they return
         for t in self.threads.drain(..) {
@@ -257,27 +286,66 @@ async fn drop_items<T>(mailbox: Rc<Mailbox<T>>) {
 }
 
 /// Runs `round` `iters` times on a fresh `LocalExecutor`, next to a task
-/// that drops what `round` sends it.
+/// that drops what `round` sends it, timing each round trip.
 /// `#[inline]`, like the other helpers on a row's measured path, so that it
 /// is compiled in the row's own codegen unit (see `harness::time`).
 #[inline]
 pub fn local_ping_pong<T: 'static, F: Future<Output = ()>>(
     iters: u64,
-    mut round: impl FnMut(Rc<Mailbox<T>>) -> F,
-) -> Duration {
+    round: impl FnMut(Rc<Mailbox<T>>) -> F,
+) -> Batch {
     let ex = LocalExecutor::new();
     let mailbox = Mailbox::new();
     let dropper = ex.spawn(drop_items(Rc::clone(&mailbox)));
     block_on(ex.run(async {
-        let start = Instant::now();
-        for _ in 0..iters {
-            round(Rc::clone(&mailbox)).await;
-        }
-        let took = start.elapsed();
+        let batch = lapped(iters, &mailbox, round).await;
         mailbox.send(Msg::Stop);
         dropper.await;
-        took
+        batch
     }))
+}
+
+/// [`local_ping_pong`] on a tokio current-thread runtime with its timer
+/// enabled (a `LocalSet`, for the `!Send` mailbox).
+#[inline]
+pub fn tokio_ping_pong<T: 'static, F: Future<Output = ()>>(
+    iters: u64,
+    round: impl FnMut(Rc<Mailbox<T>>) -> F,
+) -> Batch {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let mailbox = Mailbox::new();
+    let dropper = local.spawn_local(drop_items(Rc::clone(&mailbox)));
+    rt.block_on(local.run_until(async {
+        let batch = lapped(iters, &mailbox, round).await;
+        mailbox.send(Msg::Stop);
+        dropper.await.unwrap();
+        batch
+    }))
+}
+
+/// `iters` round trips, each timed.
+#[inline]
+async fn lapped<T, F: Future<Output = ()>>(
+    iters: u64,
+    mailbox: &Rc<Mailbox<T>>,
+    mut round: impl FnMut(Rc<Mailbox<T>>) -> F,
+) -> Batch {
+    let mut laps = Vec::with_capacity(iters as usize);
+    let start = Instant::now();
+    for _ in 0..iters {
+        let t = Instant::now();
+        round(Rc::clone(mailbox)).await;
+        laps.push(t.elapsed().as_nanos() as u64);
+    }
+    Batch {
+        took: start.elapsed(),
+        kept: true,
+        laps,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -311,10 +379,10 @@ impl Pool {
         }
     }
 
-    /// Spawns the `JOIN_TASKS` tasks of a task-set baseline, in order.
+    /// Spawns the `n` tasks of a task-set baseline, in order.
     #[inline]
-    pub fn spawn_numbered(&self) -> impl Iterator<Item = Task<u64>> + '_ {
-        (0..JOIN_TASKS).map(|i| self.ex.spawn(numbered(i)))
+    pub fn spawn_numbered(&self, n: u64) -> impl Iterator<Item = Task<u64>> + '_ {
+        (0..n).map(|i| self.ex.spawn(numbered(i)))
     }
 }
 

@@ -1,10 +1,12 @@
-//! The shutdown signal: a trigger that 1,000 tasks wait on, and child scopes
-//! made and dropped among many live siblings, against tokio-util's
+//! The shutdown signal: a trigger that 1k to 100k tasks wait on, the cost
+//! of subscribing (a polled `triggered()` future), and child scopes made and
+//! dropped among many live siblings, against tokio-util's
 //! `CancellationToken`.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -12,30 +14,70 @@ use smol::LocalExecutor;
 use smol_graceful::Shutdown;
 use tokio_util::sync::CancellationToken;
 
-use super::{vs, Spec};
-use crate::fixtures::Fixtures;
+use super::{at_most, vs, Spec};
+use crate::fixtures::{noop_cx, Fixtures};
 use crate::harness::{body, time, Body};
-
-/// Tasks waiting on the signal in the `_1k` rows.
-const WAITERS: usize = 1_000;
 
 /// Live siblings kept while `child_drop_131k` makes and drops one more child.
 const LIVE_CHILDREN: usize = 131_071;
 
-pub static SHUTDOWN_TRIGGER_1K: Spec = Spec::new(
-    "shutdown_trigger_1k",
-    1,
-    "one Shutdown::trigger, until all 1,000 tasks awaiting triggered() on one \
-     LocalExecutor have run (setup not timed)",
-    shutdown_trigger_1k,
-)
-.against(&[vs(&CT_CANCEL_1K)]);
+/// Futures made and polled per iteration of the subscribe rows.
+const SUBSCRIBERS: u64 = 1_000;
 
-static CT_CANCEL_1K: Spec = Spec::new(
-    "ct_cancel_1k",
-    1,
-    "shutdown_trigger_1k with CancellationToken::cancel and cancelled()",
-    ct_cancel_1k,
+/// A trigger and the cancel it is held to, for one number of waiters.
+macro_rules! trigger_rows {
+    ($n:literal, $label:literal, $text:literal, $ours:ident, $ct:ident) => {
+        pub static $ours: Spec = Spec::new(
+            concat!("shutdown_trigger_", $label),
+            1,
+            concat!(
+                "one Shutdown::trigger, until all ",
+                $text,
+                " tasks awaiting triggered() on one LocalExecutor have run \
+                 (setup not timed)"
+            ),
+            shutdown_trigger::<$n>,
+        )
+        .against(&[at_most(1.0, &$ct)]);
+
+        static $ct: Spec = Spec::new(
+            concat!("ct_cancel_", $label),
+            1,
+            concat!(
+                "shutdown_trigger_",
+                $label,
+                " with CancellationToken::cancel and cancelled()"
+            ),
+            ct_cancel::<$n>,
+        );
+    };
+}
+
+trigger_rows!(1_000, "1k", "1,000", SHUTDOWN_TRIGGER_1K, CT_CANCEL_1K);
+trigger_rows!(10_000, "10k", "10,000", SHUTDOWN_TRIGGER_10K, CT_CANCEL_10K);
+trigger_rows!(
+    100_000,
+    "100k",
+    "100,000",
+    SHUTDOWN_TRIGGER_100K,
+    CT_CANCEL_100K
+);
+
+pub static SUBSCRIBE_1K: Spec = Spec::new(
+    "subscribe_1k",
+    SUBSCRIBERS,
+    "one of 1,000 Shutdown::triggered() futures on one untriggered shutdown: \
+     boxed, pinned and polled once (pending, so subscribed); dropping them is not \
+     timed",
+    subscribe_1k,
+)
+.against(&[vs(&CT_SUBSCRIBE_1K)]);
+
+static CT_SUBSCRIBE_1K: Spec = Spec::new(
+    "ct_subscribe_1k",
+    SUBSCRIBERS,
+    "subscribe_1k with CancellationToken::cancelled()",
+    ct_subscribe_1k,
 );
 
 pub static CHILD_DROP_131K: Spec = Spec::new(
@@ -62,10 +104,11 @@ static CT_CHILD_DROP_131K: Spec = Spec::new(
     ct_child_drop_131k,
 );
 
-/// `WAITERS` tasks on a `LocalExecutor` each await `wait(signal)`; timed
+/// `waiters` tasks on a `LocalExecutor` each await `wait(signal)`; timed
 /// from `fire(signal)` until all of them have run to completion.
 fn broadcast<S: Clone + 'static, W: Future<Output = ()>>(
     iters: u64,
+    waiters: usize,
     ex: &LocalExecutor<'static>,
     new: impl Fn() -> S,
     wait: impl Fn(S) -> W + Copy + 'static,
@@ -75,7 +118,7 @@ fn broadcast<S: Clone + 'static, W: Future<Output = ()>>(
     for _ in 0..iters {
         let signal = new();
         let woken = Rc::new(Cell::new(0usize));
-        for _ in 0..WAITERS {
+        for _ in 0..waiters {
             let (signal, woken) = (signal.clone(), Rc::clone(&woken));
             ex.spawn(async move {
                 wait(signal).await;
@@ -89,16 +132,17 @@ fn broadcast<S: Clone + 'static, W: Future<Output = ()>>(
         fire(&signal);
         while ex.try_tick() {}
         total += start.elapsed();
-        assert_eq!(woken.get(), WAITERS, "a waiter did not wake");
+        assert_eq!(woken.get(), waiters, "a waiter did not wake");
     }
     total
 }
 
-fn shutdown_trigger_1k(_: &Fixtures) -> Body {
+fn shutdown_trigger<const N: usize>(_: &Fixtures) -> Body {
     let ex = LocalExecutor::new();
     body(move |n| {
         broadcast(
             n,
+            N,
             &ex,
             Shutdown::new,
             |s: Shutdown| async move { s.triggered().await },
@@ -109,17 +153,54 @@ fn shutdown_trigger_1k(_: &Fixtures) -> Body {
     })
 }
 
-fn ct_cancel_1k(_: &Fixtures) -> Body {
+fn ct_cancel<const N: usize>(_: &Fixtures) -> Body {
     let ex = LocalExecutor::new();
     body(move |n| {
         broadcast(
             n,
+            N,
             &ex,
             CancellationToken::new,
             |t: CancellationToken| async move { t.cancelled().await },
             CancellationToken::cancel,
         )
     })
+}
+
+/// Times making `SUBSCRIBERS` futures with `make`, each boxed (they are
+/// `!Unpin`; both rows box alike) and polled once, which must find it
+/// pending: the subscription. The futures are dropped after the clock stops.
+#[inline]
+fn subscribe<'s, S, F: Future<Output = ()>>(
+    iters: u64,
+    signal: &'s S,
+    make: impl Fn(&'s S) -> F,
+) -> Duration {
+    let mut cx = noop_cx();
+    let mut held: Vec<Pin<Box<F>>> = Vec::with_capacity(SUBSCRIBERS as usize);
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        for _ in 0..SUBSCRIBERS {
+            let mut fut = Box::pin(make(black_box(signal)));
+            let pending = fut.as_mut().poll(&mut cx).is_pending();
+            assert!(black_box(pending), "subscribed to a triggered signal");
+            held.push(fut);
+        }
+        total += start.elapsed();
+        held.clear();
+    }
+    total
+}
+
+fn subscribe_1k(_: &Fixtures) -> Body {
+    let shutdown = Shutdown::new();
+    body(move |n| subscribe(n, &shutdown, Shutdown::triggered))
+}
+
+fn ct_subscribe_1k(_: &Fixtures) -> Body {
+    let token = CancellationToken::new();
+    body(move |n| subscribe(n, &token, CancellationToken::cancelled))
 }
 
 /// Times `n` makes and drops of one child of `root`, `siblings` of them

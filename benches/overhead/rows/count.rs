@@ -1,17 +1,20 @@
 //! Keeping the count: `Group::add` and its drop (with another guard held,
-//! with none, on two threads at once) and `add_named`, against an `Arc`
-//! clone, an atomic pair and a `TaskTracker` token.
+//! on N threads at once, named), a group's whole life, and `Group::new`,
+//! against their floors (an `Arc` clone, a `Weak` upgrade, an atomic pair)
+//! and a `TaskTracker`.
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use smol_graceful::Group;
 use tokio_util::task::TaskTracker;
 
-use super::{at_most, below, vs, Spec};
-use crate::fixtures::Fixtures;
-use crate::harness::{body, time, Body};
+use super::{at_most, vs, Spec};
+use crate::fixtures::{noop_cx, Fixtures};
+use crate::harness::{batches, body, time, Body};
 
 pub static ADD_DROP: Spec = Spec::new(
     "add_drop",
@@ -20,10 +23,20 @@ pub static ADD_DROP: Spec = Spec::new(
     add_drop,
 )
 .against(&[
-    at_most(1.3, &ARC_CLONE_DROP),
-    below(1.0, &TT_TOKEN_DROP),
+    at_most(1.1, &WEAK_UPGRADE_DROP),
+    at_most(0.6, &TT_TOKEN_DROP),
+    vs(&ARC_CLONE_DROP),
     vs(&ATOMIC_PAIR),
 ]);
+
+static WEAK_UPGRADE_DROP: Spec = Spec::new(
+    "weak_upgrade_drop",
+    1,
+    "one Weak::upgrade and the drop of the Arc it returns, another Arc held (the \
+     floor of add: a guard is a strong reference that fails once the group is \
+     done)",
+    weak_upgrade_drop,
+);
 
 static ARC_CLONE_DROP: Spec = Spec::new(
     "arc_clone_drop",
@@ -46,55 +59,91 @@ static ATOMIC_PAIR: Spec = Spec::new(
     atomic_pair,
 );
 
-pub static ADD_DROP_LAST: Spec = Spec::new(
-    "add_drop_last",
+pub static GROUP_NEW_DROP: Spec = Spec::new(
+    "group_new_drop",
     1,
-    "one Group::add and its drop, no other guard held (the open group's own \
-     reference keeps the count above one: the last-guard path is not taken)",
-    add_drop_last,
+    "one Group::new and its drop",
+    group_new_drop,
 )
-.against(&[
-    at_most(2.0, &ARC_CLONE_DROP),
-    at_most(0.6, &TT_TOKEN_DROP_LAST),
-]);
+.against(&[at_most(1.5, &TT_NEW_DROP)]);
 
-static TT_TOKEN_DROP_LAST: Spec = Spec::new(
-    "tt_token_drop_last",
+static TT_NEW_DROP: Spec = Spec::new(
+    "tt_new_drop",
     1,
-    "one TaskTracker::token and its drop, no other token held",
-    tt_token_drop_last,
+    "one TaskTracker::new and its drop",
+    tt_new_drop,
 );
 
-pub static ADD_DROP_X2: Spec = Spec::new(
-    "add_drop_x2",
-    2,
-    "one Group::add and its drop on each of two threads at once: wall time / ops \
-     of both threads",
-    add_drop_x2,
+pub static LIFECYCLE: Spec = Spec::new(
+    "lifecycle",
+    1,
+    "one group's life: Group::new, add, close, drop of that last guard (which \
+     finishes the group), drop of the group",
+    lifecycle,
 )
-.against(&[at_most(1.0, &TT_TOKEN_DROP_X2), vs(&ARC_CLONE_DROP_X2)]);
+.against(&[at_most(1.2, &TT_LIFECYCLE)]);
 
-static TT_TOKEN_DROP_X2: Spec = Spec::new(
-    "tt_token_drop_x2",
-    2,
-    "tt_token_drop on each of two threads at once: wall time / ops of both threads",
-    tt_token_drop_x2,
-);
-
-static ARC_CLONE_DROP_X2: Spec = Spec::new(
-    "arc_clone_drop_x2",
-    2,
-    "arc_clone_drop on each of two threads at once: wall time / ops of both threads",
-    arc_clone_drop_x2,
-);
-
-pub static STRAGGLERS_NAMED: Spec = Spec::new(
-    "stragglers_named",
+static TT_LIFECYCLE: Spec = Spec::new(
+    "tt_lifecycle",
     1,
-    "one Group::add_named and its drop, with another guard held",
-    stragglers_named,
+    "lifecycle with TaskTracker::new, token, close, drop of the token, drop",
+    tt_lifecycle,
+);
+
+pub static ADD_NAMED: Spec = Spec::new(
+    "add_named",
+    1,
+    "one Group::add_named(\"worker\") and its drop, with another guard held",
+    add_named,
 )
 .against(&[vs(&ADD_DROP)]);
+
+pub static ADD_DROP_XN: Spec = Spec::new(
+    "add_drop_xN",
+    1,
+    "add_drop on each of N threads at once, one group: ns per op per thread, only \
+     repetitions whose threads overlapped >= 90 % of their span",
+    add_drop_xn,
+)
+.team()
+.against(&[
+    at_most(1.2, &ARC_CLONE_DROP_XN),
+    at_most(0.8, &TT_TOKEN_DROP_XN),
+    vs(&WEAK_UPGRADE_DROP_XN),
+]);
+
+static ARC_CLONE_DROP_XN: Spec = Spec::new(
+    "arc_clone_drop_xN",
+    1,
+    "arc_clone_drop on each of N threads at once, one Arc (as add_drop_xN)",
+    arc_clone_drop_xn,
+)
+.team();
+
+static TT_TOKEN_DROP_XN: Spec = Spec::new(
+    "tt_token_drop_xN",
+    1,
+    "tt_token_drop on each of N threads at once, one tracker (as add_drop_xN)",
+    tt_token_drop_xn,
+)
+.team();
+
+static WEAK_UPGRADE_DROP_XN: Spec = Spec::new(
+    "weak_upgrade_drop_xN",
+    1,
+    "weak_upgrade_drop on each of N threads at once, one Weak (as add_drop_xN)",
+    weak_upgrade_drop_xn,
+)
+.team();
+
+pub static ADD_NAMED_XN: Spec = Spec::new(
+    "add_named_xN",
+    1,
+    "add_named on each of N threads at once, one group (as add_drop_xN)",
+    add_named_xn,
+)
+.team()
+.against(&[vs(&ADD_DROP_XN)]);
 
 fn atomic_pair(_: &Fixtures) -> Body {
     let count = AtomicUsize::new(1);
@@ -113,6 +162,15 @@ fn arc_clone_drop(_: &Fixtures) -> Body {
     body(move |n| time(n, || drop(black_box(Arc::clone(black_box(&arc))))))
 }
 
+fn weak_upgrade_drop(_: &Fixtures) -> Body {
+    let arc = Arc::new(0u64);
+    let weak = Arc::downgrade(&arc);
+    body(move |n| {
+        let _held = &arc;
+        time(n, || drop(black_box(black_box(&weak).upgrade().unwrap())))
+    })
+}
+
 fn add_drop(_: &Fixtures) -> Body {
     let group = Group::new();
     let held = group.add().unwrap();
@@ -120,11 +178,6 @@ fn add_drop(_: &Fixtures) -> Body {
         let _held = &held;
         time(n, || drop(black_box(black_box(&group).add().unwrap())))
     })
-}
-
-fn add_drop_last(_: &Fixtures) -> Body {
-    let group = Group::new();
-    body(move |n| time(n, || drop(black_box(black_box(&group).add().unwrap()))))
 }
 
 fn tt_token_drop(_: &Fixtures) -> Body {
@@ -136,55 +189,64 @@ fn tt_token_drop(_: &Fixtures) -> Body {
     })
 }
 
-fn tt_token_drop_last(_: &Fixtures) -> Body {
-    let tracker = TaskTracker::new();
-    body(move |n| time(n, || drop(black_box(black_box(&tracker).token()))))
+fn group_new_drop(_: &Fixtures) -> Body {
+    body(|n| time(n, || drop(black_box(Group::new()))))
 }
 
-fn add_drop_x2(fx: &Fixtures) -> Body {
-    let twins = fx.twins();
+fn tt_new_drop(_: &Fixtures) -> Body {
+    body(|n| time(n, || drop(black_box(TaskTracker::new()))))
+}
+
+fn lifecycle(_: &Fixtures) -> Body {
+    check_lifecycle();
+    body(|n| {
+        time(n, || {
+            let group = black_box(Group::new());
+            let guard = black_box(group.add().unwrap());
+            group.close();
+            drop(guard);
+            drop(group);
+        })
+    })
+}
+
+/// The path `lifecycle` names, checked once: after `close`, the group is
+/// not done until the guard's drop, and that drop finishes it (a waiter
+/// registered before it is woken and ready after it).
+fn check_lifecycle() {
     let group = Group::new();
-    let held = group.add().unwrap();
-    body(move |n| {
-        let _held = &held;
-        let group = group.clone();
-        twins.run(Arc::new(move || {
-            for _ in 0..n {
-                drop(black_box(black_box(&group).add().unwrap()));
-            }
-        }))
+    let guard = group.add().unwrap();
+    group.close();
+    let mut wait = pin!(group.wait());
+    let mut cx = noop_cx();
+    assert!(
+        wait.as_mut().poll(&mut cx).is_pending(),
+        "done before the last drop"
+    );
+    drop(guard);
+    assert!(
+        group.is_empty(),
+        "the last drop did not bring the count to zero"
+    );
+    assert!(
+        wait.as_mut().poll(&mut cx).is_ready(),
+        "the last drop did not finish"
+    );
+}
+
+fn tt_lifecycle(_: &Fixtures) -> Body {
+    body(|n| {
+        time(n, || {
+            let tracker = black_box(TaskTracker::new());
+            let token = black_box(tracker.token());
+            tracker.close();
+            drop(token);
+            drop(tracker);
+        })
     })
 }
 
-fn tt_token_drop_x2(fx: &Fixtures) -> Body {
-    let twins = fx.twins();
-    let tracker = TaskTracker::new();
-    let held = tracker.token();
-    body(move |n| {
-        let _held = &held;
-        let tracker = tracker.clone();
-        twins.run(Arc::new(move || {
-            for _ in 0..n {
-                drop(black_box(black_box(&tracker).token()));
-            }
-        }))
-    })
-}
-
-fn arc_clone_drop_x2(fx: &Fixtures) -> Body {
-    let twins = fx.twins();
-    let arc = Arc::new(0u64);
-    body(move |n| {
-        let arc = Arc::clone(&arc);
-        twins.run(Arc::new(move || {
-            for _ in 0..n {
-                drop(black_box(Arc::clone(black_box(&arc))));
-            }
-        }))
-    })
-}
-
-fn stragglers_named(_: &Fixtures) -> Body {
+fn add_named(_: &Fixtures) -> Body {
     let group = Group::new();
     let held = group.add().unwrap();
     body(move |n| {
@@ -192,5 +254,78 @@ fn stragglers_named(_: &Fixtures) -> Body {
         time(n, || {
             drop(black_box(black_box(&group).add_named("worker").unwrap()));
         })
+    })
+}
+
+fn add_drop_xn(fx: &Fixtures) -> Body {
+    let team = fx.team();
+    let group = Group::new();
+    let held = group.add().unwrap();
+    batches(move |n| {
+        let _held = &held;
+        let group = group.clone();
+        team.run(Arc::new(move || {
+            for _ in 0..n {
+                drop(black_box(black_box(&group).add().unwrap()));
+            }
+        }))
+    })
+}
+
+fn add_named_xn(fx: &Fixtures) -> Body {
+    let team = fx.team();
+    let group = Group::new();
+    let held = group.add().unwrap();
+    batches(move |n| {
+        let _held = &held;
+        let group = group.clone();
+        team.run(Arc::new(move || {
+            for _ in 0..n {
+                drop(black_box(black_box(&group).add_named("worker").unwrap()));
+            }
+        }))
+    })
+}
+
+fn tt_token_drop_xn(fx: &Fixtures) -> Body {
+    let team = fx.team();
+    let tracker = TaskTracker::new();
+    let held = tracker.token();
+    batches(move |n| {
+        let _held = &held;
+        let tracker = tracker.clone();
+        team.run(Arc::new(move || {
+            for _ in 0..n {
+                drop(black_box(black_box(&tracker).token()));
+            }
+        }))
+    })
+}
+
+fn arc_clone_drop_xn(fx: &Fixtures) -> Body {
+    let team = fx.team();
+    let arc = Arc::new(0u64);
+    batches(move |n| {
+        let arc = Arc::clone(&arc);
+        team.run(Arc::new(move || {
+            for _ in 0..n {
+                drop(black_box(Arc::clone(black_box(&arc))));
+            }
+        }))
+    })
+}
+
+fn weak_upgrade_drop_xn(fx: &Fixtures) -> Body {
+    let team = fx.team();
+    let arc = Arc::new(0u64);
+    let weak: Weak<u64> = Arc::downgrade(&arc);
+    batches(move |n| {
+        let _held = &arc;
+        let weak = weak.clone();
+        team.run(Arc::new(move || {
+            for _ in 0..n {
+                drop(black_box(black_box(&weak).upgrade().unwrap()));
+            }
+        }))
     })
 }

@@ -1,107 +1,224 @@
-//! Joining: 100,000 empty tasks spawned through a group and waited for (on
-//! a 2-thread `Executor` pool, or one `LocalExecutor`), and 100,000 tasks
-//! spawned through a `TaskSet` and joined into a `Vec` of their values,
-//! against awaiting each smol `Task`, `TaskTracker`, and `FuturesUnordered`.
+//! Joining: 1k to 1M empty tasks spawned through a group and waited for (on
+//! a 2-thread `Executor` pool, or one `LocalExecutor`), and as many tasks
+//! spawned through a `TaskSet` and joined into a `Vec` of their values.
 //!
-//! `task_await_collect` awaits each `Task<u64>` in spawn order and pushes the
-//! value into a `Vec`: what a `TaskSet` does minus its error handling, names
-//! and straggler tracking, so the target is against it. `futures_unordered`
-//! collects the spawned `Task`s from a `FuturesUnordered`, in completion
-//! order: the "JoinSet" way to gather results (no target). Both spawn tasks,
-//! like the set; driving the futures inline in a `FuturesUnordered` instead
-//! would skip the executor and measure something else.
+//! The floors (`floor_countdown_N`, `floor_countdown_local_N`) are what a
+//! join costs with nothing of ours: detached spawns, each task holding a
+//! shared countdown and decrementing it when done, the last one waking the
+//! waiter. `tt_join_N` is tokio-util's `TaskTracker` on the same executor.
+//!
+//! `task_await_collect_N` awaits each `Task<u64>` in spawn order and pushes
+//! the value into a `Vec`: what a `TaskSet` does minus its error handling,
+//! names and straggler tracking. `futures_unordered_N` collects the spawned
+//! `Task`s from a `FuturesUnordered`, in completion order: the "JoinSet" way
+//! to gather results. Both spawn tasks, like the set; driving the futures
+//! inline would skip the executor and measure something else.
 
+use std::cell::Cell;
 use std::convert::Infallible;
+use std::future::Future;
 use std::hint::black_box;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::thread::{self, Thread};
 
-use futures_lite::future::block_on;
+use futures_lite::future::{block_on, poll_fn};
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use smol::{LocalExecutor, Task};
 use smol_graceful::{Group, TaskSet};
 use tokio_util::task::TaskTracker;
 
 use super::{at_most, vs, Spec};
-use crate::fixtures::{numbered, work, Fixtures, JOIN_TASKS};
-use crate::harness::{body, time, Body};
+use crate::fixtures::{numbered, work, Fixtures};
+use crate::harness::{body, time, Body, JOIN_REPS};
 
-pub static JOIN: Spec = Spec::new(
-    "join",
-    JOIN_TASKS,
-    "one of 100,000 empty tasks, each Group::spawn-ed on a 2-thread Executor pool, \
-     then block_on(wait())",
-    join,
-)
-.against(&[at_most(1.10, &TASK_AWAIT_JOIN), vs(&TT_JOIN)]);
+/// The sets of one size: `join_N`, `join_local_N`, `taskset_join_N` and
+/// their baselines.
+macro_rules! join_rows {
+    ($n:literal, $label:literal, $text:literal,
+     $join:ident, $floor:ident, $tt:ident,
+     $join_local:ident, $floor_local:ident, $tt_local:ident,
+     $taskset:ident, $collect:ident, $unordered:ident) => {
+        pub static $join: Spec = Spec::new(
+            concat!("join_", $label),
+            $n,
+            concat!(
+                "one of ",
+                $text,
+                " empty tasks, each Group::spawn-ed on a 2-thread Executor pool \
+                 and detached, then block_on(wait())"
+            ),
+            join::<$n>,
+        )
+        .reps(JOIN_REPS)
+        .against(&[at_most(1.05, &$floor), at_most(1.0, &$tt)]);
 
-static TASK_AWAIT_JOIN: Spec = Spec::new(
-    "task_await_join",
-    JOIN_TASKS,
-    "one of 100,000 empty tasks spawned on the same pool, each Task awaited",
-    task_await_join,
+        static $floor: Spec = Spec::new(
+            concat!("floor_countdown_", $label),
+            $n,
+            concat!(
+                "one of ",
+                $text,
+                " empty tasks spawned on the same pool and detached, each \
+                 decrementing a shared atomic countdown; the last unparks the \
+                 waiting thread"
+            ),
+            floor_countdown::<$n>,
+        );
+
+        static $tt: Spec = Spec::new(
+            concat!("tt_join_", $label),
+            $n,
+            concat!(
+                "one of ",
+                $text,
+                " empty tasks spawned on the same pool through \
+                 TaskTracker::track_future and detached, then close and \
+                 block_on(wait())"
+            ),
+            tt_join::<$n>,
+        );
+
+        pub static $join_local: Spec = Spec::new(
+            concat!("join_local_", $label),
+            $n,
+            concat!(
+                "one of ",
+                $text,
+                " empty tasks, each Group::spawn_local-ed on one LocalExecutor \
+                 and detached, then wait().await"
+            ),
+            join_local::<$n>,
+        )
+        .reps(JOIN_REPS)
+        .against(&[at_most(1.03, &$floor_local), vs(&$tt_local)]);
+
+        static $floor_local: Spec = Spec::new(
+            concat!("floor_countdown_local_", $label),
+            $n,
+            concat!(
+                "one of ",
+                $text,
+                " empty tasks spawned on the same LocalExecutor and detached, \
+                 each decrementing a shared Cell countdown; the last wakes the \
+                 waiting task"
+            ),
+            floor_countdown_local::<$n>,
+        );
+
+        static $tt_local: Spec = Spec::new(
+            concat!("tt_join_local_", $label),
+            $n,
+            concat!("tt_join_", $label, " on one LocalExecutor"),
+            tt_join_local::<$n>,
+        );
+
+        pub static $taskset: Spec = Spec::new(
+            concat!("taskset_join_", $label),
+            $n,
+            concat!(
+                "one of ",
+                $text,
+                " tasks returning their index as a u64, spawned through a \
+                 TaskSet on the 2-thread pool; join collects every value in \
+                 spawn order"
+            ),
+            taskset_join::<$n>,
+        )
+        .reps(JOIN_REPS)
+        .against(&[at_most(1.15, &$collect), at_most(1.0, &$unordered)]);
+
+        static $collect: Spec = Spec::new(
+            concat!("task_await_collect_", $label),
+            $n,
+            concat!(
+                "the same ",
+                $text,
+                " tasks on the same pool, each Task<u64> awaited in spawn order \
+                 and its value pushed into a Vec"
+            ),
+            task_await_collect::<$n>,
+        );
+
+        static $unordered: Spec = Spec::new(
+            concat!("futures_unordered_", $label),
+            $n,
+            concat!(
+                "the same ",
+                $text,
+                " tasks on the same pool, their Tasks collected from a \
+                 FuturesUnordered into a Vec, in completion order"
+            ),
+            futures_unordered::<$n>,
+        );
+    };
+}
+
+join_rows!(
+    1_000,
+    "1k",
+    "1,000",
+    JOIN_1K,
+    FLOOR_COUNTDOWN_1K,
+    TT_JOIN_1K,
+    JOIN_LOCAL_1K,
+    FLOOR_COUNTDOWN_LOCAL_1K,
+    TT_JOIN_LOCAL_1K,
+    TASKSET_JOIN_1K,
+    TASK_AWAIT_COLLECT_1K,
+    FUTURES_UNORDERED_1K
+);
+join_rows!(
+    10_000,
+    "10k",
+    "10,000",
+    JOIN_10K,
+    FLOOR_COUNTDOWN_10K,
+    TT_JOIN_10K,
+    JOIN_LOCAL_10K,
+    FLOOR_COUNTDOWN_LOCAL_10K,
+    TT_JOIN_LOCAL_10K,
+    TASKSET_JOIN_10K,
+    TASK_AWAIT_COLLECT_10K,
+    FUTURES_UNORDERED_10K
+);
+join_rows!(
+    100_000,
+    "100k",
+    "100,000",
+    JOIN_100K,
+    FLOOR_COUNTDOWN_100K,
+    TT_JOIN_100K,
+    JOIN_LOCAL_100K,
+    FLOOR_COUNTDOWN_LOCAL_100K,
+    TT_JOIN_LOCAL_100K,
+    TASKSET_JOIN_100K,
+    TASK_AWAIT_COLLECT_100K,
+    FUTURES_UNORDERED_100K
+);
+join_rows!(
+    1_000_000,
+    "1m",
+    "1,000,000",
+    JOIN_1M,
+    FLOOR_COUNTDOWN_1M,
+    TT_JOIN_1M,
+    JOIN_LOCAL_1M,
+    FLOOR_COUNTDOWN_LOCAL_1M,
+    TT_JOIN_LOCAL_1M,
+    TASKSET_JOIN_1M,
+    TASK_AWAIT_COLLECT_1M,
+    FUTURES_UNORDERED_1M
 );
 
-static TT_JOIN: Spec = Spec::new(
-    "tt_join",
-    JOIN_TASKS,
-    "one of 100,000 empty tasks spawned on the same pool through \
-     TaskTracker::track_future, then close and wait",
-    tt_join,
-);
-
-pub static TASKSET_JOIN: Spec = Spec::new(
-    "taskset_join",
-    JOIN_TASKS,
-    "one of 100,000 tasks returning their index as a u64, spawned through a \
-     TaskSet on a 2-thread Executor pool; join collects every value in spawn order",
-    taskset_join,
-)
-.against(&[at_most(1.15, &TASK_AWAIT_COLLECT), vs(&FUTURES_UNORDERED)]);
-
-static TASK_AWAIT_COLLECT: Spec = Spec::new(
-    "task_await_collect",
-    JOIN_TASKS,
-    "the same 100,000 tasks on the same pool, each Task<u64> awaited in spawn \
-     order and its value pushed into a Vec",
-    task_await_collect,
-);
-
-static FUTURES_UNORDERED: Spec = Spec::new(
-    "futures_unordered",
-    JOIN_TASKS,
-    "the same 100,000 tasks on the same pool, their Tasks collected from a \
-     FuturesUnordered into a Vec, in completion order",
-    futures_unordered,
-);
-
-pub static JOIN_LOCAL: Spec = Spec::new(
-    "join_local",
-    JOIN_TASKS,
-    "join on one LocalExecutor (Group::spawn_local, then wait().await)",
-    join_local,
-)
-.against(&[at_most(1.03, &TASK_AWAIT_JOIN_LOCAL), vs(&TT_JOIN_LOCAL)]);
-
-static TASK_AWAIT_JOIN_LOCAL: Spec = Spec::new(
-    "task_await_join_local",
-    JOIN_TASKS,
-    "task_await_join on one LocalExecutor",
-    task_await_join_local,
-);
-
-static TT_JOIN_LOCAL: Spec = Spec::new(
-    "tt_join_local",
-    JOIN_TASKS,
-    "tt_join on one LocalExecutor",
-    tt_join_local,
-);
-
-fn join(fx: &Fixtures) -> Body {
+fn join<const N: u64>(fx: &Fixtures) -> Body {
     let pool = fx.pool();
     body(move |n| {
         time(n, || {
             let group = Group::new();
-            for _ in 0..JOIN_TASKS {
+            for _ in 0..N {
                 group.spawn(&pool.ex, work()).unwrap().detach();
             }
             block_on(group.wait());
@@ -109,26 +226,59 @@ fn join(fx: &Fixtures) -> Body {
     })
 }
 
-fn task_await_join(fx: &Fixtures) -> Body {
+/// The floor of a join on a thread pool: a count of the tasks still to
+/// finish, and the thread waiting for it to reach zero.
+struct Countdown {
+    left: AtomicUsize,
+    waiter: Thread,
+}
+
+impl Countdown {
+    #[inline]
+    fn done(&self) {
+        // AcqRel: the last decrement sees every task's work (Acquire of the
+        // others' Release) before it unparks the waiter.
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.waiter.unpark();
+        }
+    }
+
+    #[inline]
+    fn wait(&self) {
+        // Acquire: pairs with the tasks' Release decrements.
+        while self.left.load(Ordering::Acquire) != 0 {
+            thread::park();
+        }
+    }
+}
+
+fn floor_countdown<const N: u64>(fx: &Fixtures) -> Body {
     let pool = fx.pool();
     body(move |n| {
         time(n, || {
-            let tasks: Vec<Task<()>> = (0..JOIN_TASKS).map(|_| pool.ex.spawn(work())).collect();
-            block_on(async {
-                for task in tasks {
-                    task.await;
-                }
+            let countdown = Arc::new(Countdown {
+                left: AtomicUsize::new(N as usize),
+                waiter: thread::current(),
             });
+            for _ in 0..N {
+                let countdown = Arc::clone(&countdown);
+                let task = async move {
+                    work().await;
+                    countdown.done();
+                };
+                pool.ex.spawn(task).detach();
+            }
+            countdown.wait();
         })
     })
 }
 
-fn tt_join(fx: &Fixtures) -> Body {
+fn tt_join<const N: u64>(fx: &Fixtures) -> Body {
     let pool = fx.pool();
     body(move |n| {
         time(n, || {
             let tracker = TaskTracker::new();
-            for _ in 0..JOIN_TASKS {
+            for _ in 0..N {
                 pool.ex.spawn(tracker.track_future(work())).detach();
             }
             tracker.close();
@@ -137,88 +287,119 @@ fn tt_join(fx: &Fixtures) -> Body {
     })
 }
 
-/// Checks that all `JOIN_TASKS` values arrived, and keeps them opaque.
-fn collected(values: Vec<u64>) {
-    assert_eq!(values.len(), JOIN_TASKS as usize);
-    black_box(values);
-}
-
-fn taskset_join(fx: &Fixtures) -> Body {
-    let pool = fx.pool();
-    body(move |n| {
-        time(n, || {
-            let mut set = TaskSet::<u64, Infallible>::new();
-            collected(block_on(async {
-                for i in 0..JOIN_TASKS {
-                    let task = async move { Ok(numbered(i).await) };
-                    set.spawn(&pool.ex, task).await.unwrap();
-                }
-                set.join().await.unwrap()
-            }));
-        })
-    })
-}
-
-fn task_await_collect(fx: &Fixtures) -> Body {
-    let pool = fx.pool();
-    body(move |n| {
-        time(n, || {
-            let tasks: Vec<Task<u64>> = pool.spawn_numbered().collect();
-            collected(block_on(async {
-                let mut values = Vec::with_capacity(tasks.len());
-                for task in tasks {
-                    values.push(task.await);
-                }
-                values
-            }));
-        })
-    })
-}
-
-fn futures_unordered(fx: &Fixtures) -> Body {
-    let pool = fx.pool();
-    body(move |n| {
-        time(n, || {
-            let tasks: FuturesUnordered<Task<u64>> = pool.spawn_numbered().collect();
-            collected(block_on(tasks.collect()));
-        })
-    })
-}
-
 /// Times `n` runs of `join` on a `LocalExecutor` kept across batches.
-fn on_local<F: std::future::Future<Output = ()>>(
+fn on_local<F: Future<Output = ()>>(
     join: impl Fn(Rc<LocalExecutor<'static>>) -> F + 'static,
 ) -> Body {
     let ex = Rc::new(LocalExecutor::new());
     body(move |n| time(n, || block_on(ex.run(join(Rc::clone(&ex))))))
 }
 
-fn join_local(_: &Fixtures) -> Body {
+fn join_local<const N: u64>(_: &Fixtures) -> Body {
     on_local(|ex| async move {
         let group = Group::new();
-        for _ in 0..JOIN_TASKS {
+        for _ in 0..N {
             group.spawn_local(&ex, work()).unwrap().detach();
         }
         group.wait().await;
     })
 }
 
-fn task_await_join_local(_: &Fixtures) -> Body {
+/// The floor of a join on one thread: a count of the tasks still to finish,
+/// and the waker of the task waiting for it to reach zero.
+struct LocalCountdown {
+    left: Cell<u64>,
+    waiter: Cell<Option<Waker>>,
+}
+
+fn floor_countdown_local<const N: u64>(_: &Fixtures) -> Body {
     on_local(|ex| async move {
-        let tasks: Vec<Task<()>> = (0..JOIN_TASKS).map(|_| ex.spawn(work())).collect();
-        for task in tasks {
-            task.await;
+        let countdown = Rc::new(LocalCountdown {
+            left: Cell::new(N),
+            waiter: Cell::new(None),
+        });
+        for _ in 0..N {
+            let countdown = Rc::clone(&countdown);
+            let task = async move {
+                work().await;
+                countdown.left.set(countdown.left.get() - 1);
+                if countdown.left.get() == 0 {
+                    if let Some(waker) = countdown.waiter.take() {
+                        waker.wake();
+                    }
+                }
+            };
+            ex.spawn(task).detach();
         }
+        poll_fn(|cx| {
+            if countdown.left.get() == 0 {
+                Poll::Ready(())
+            } else {
+                countdown.waiter.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
     })
 }
 
-fn tt_join_local(_: &Fixtures) -> Body {
+fn tt_join_local<const N: u64>(_: &Fixtures) -> Body {
     on_local(|ex| async move {
         let tracker = TaskTracker::new();
-        for _ in 0..JOIN_TASKS {
+        for _ in 0..N {
             ex.spawn(tracker.track_future(work())).detach();
         }
         tracker.close();
         tracker.wait().await;
+    })
+}
+
+/// Checks that all `n` values arrived, and keeps them opaque.
+fn collected(values: Vec<u64>, n: u64) {
+    assert_eq!(values.len(), n as usize);
+    black_box(values);
+}
+
+fn taskset_join<const N: u64>(fx: &Fixtures) -> Body {
+    let pool = fx.pool();
+    body(move |n| {
+        time(n, || {
+            let mut set = TaskSet::<u64, Infallible>::new();
+            let values = block_on(async {
+                for i in 0..N {
+                    let task = async move { Ok(numbered(i).await) };
+                    set.spawn(&pool.ex, task).await.unwrap();
+                }
+                set.join().await.unwrap()
+            });
+            collected(values, N);
+        })
+    })
+}
+
+fn task_await_collect<const N: u64>(fx: &Fixtures) -> Body {
+    let pool = fx.pool();
+    body(move |n| {
+        time(n, || {
+            let tasks: Vec<Task<u64>> = pool.spawn_numbered(N).collect();
+            let values = block_on(async {
+                let mut values = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    values.push(task.await);
+                }
+                values
+            });
+            collected(values, N);
+        })
+    })
+}
+
+fn futures_unordered<const N: u64>(fx: &Fixtures) -> Body {
+    let pool = fx.pool();
+    body(move |n| {
+        time(n, || {
+            let tasks: FuturesUnordered<Task<u64>> = pool.spawn_numbered(N).collect();
+            collected(block_on(tasks.collect()), N);
+        })
     })
 }

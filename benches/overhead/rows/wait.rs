@@ -1,6 +1,7 @@
-//! Waiting: `wait()` on a drained group, and round trips that hand a guard
-//! to another thread (task) and wait until it drops, against a bare load, a
-//! park/unpark round trip and `TaskTracker::wait`.
+//! Waiting: `wait()` and `wait_timeout()` on a drained group, and round
+//! trips that hand a guard to another thread (task) and wait until it drops
+//! (with and without a timeout), against a bare load, a park/unpark round
+//! trip, `TaskTracker::wait` and tokio's `timeout`.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -8,16 +9,23 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::thread;
+use std::time::Duration;
 
 use futures_lite::future::block_on;
 use smol_graceful::{Group, Guard};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
-use super::{at_most, vs, Spec};
-use crate::fixtures::{local_ping_pong, noop_cx, Fixtures, Handed, Mailbox, Msg, Unpark};
-use crate::harness::{body, time, Body};
+use super::{at_most, at_most_p50_p99, vs, Spec};
+use crate::fixtures::{
+    local_ping_pong, noop_cx, tokio_ping_pong, Fixtures, Handed, Mailbox, Msg, Unpark,
+};
+use crate::harness::{batches, body, laps, time, Body};
+
+/// The timeout of the `_timeout` rows: long enough never to fire.
+const TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub static WAIT_READY: Spec = Spec::new(
     "wait_ready",
@@ -41,6 +49,15 @@ static LOAD_ACQUIRE: Spec = Spec::new(
     load_acquire,
 );
 
+pub static WAIT_TIMEOUT_READY: Spec = Spec::new(
+    "wait_timeout_ready",
+    1,
+    "build and poll one Group::wait_timeout(1 h) on a drained group (ready at \
+     the first poll)",
+    wait_timeout_ready,
+)
+.against(&[at_most(2.0, &WAIT_READY)]);
+
 pub static WAKE_RT: Spec = Spec::new(
     "wake_rt",
     1,
@@ -48,6 +65,7 @@ pub static WAKE_RT: Spec = Spec::new(
      until it drops",
     wake_rt,
 )
+.latency()
 .against(&[at_most(1.1, &PARK_UNPARK_RT), vs(&TT_WAKE_RT)]);
 
 static PARK_UNPARK_RT: Spec = Spec::new(
@@ -56,14 +74,16 @@ static PARK_UNPARK_RT: Spec = Spec::new(
     "one round trip: hand a flag to the same helper thread, park until it sets the \
      flag and unparks",
     park_unpark_rt,
-);
+)
+.latency();
 
 static TT_WAKE_RT: Spec = Spec::new(
     "tt_wake_rt",
     1,
     "wake_rt with a new TaskTracker and its token",
     tt_wake_rt,
-);
+)
+.latency();
 
 pub static WAKE_RT_LOCAL: Spec = Spec::new(
     "wake_rt_local",
@@ -72,6 +92,7 @@ pub static WAKE_RT_LOCAL: Spec = Spec::new(
      await wait() until that task drops it",
     wake_rt_local,
 )
+.latency()
 .against(&[at_most(1.0, &TT_WAKE_RT_LOCAL)]);
 
 static TT_WAKE_RT_LOCAL: Spec = Spec::new(
@@ -79,7 +100,29 @@ static TT_WAKE_RT_LOCAL: Spec = Spec::new(
     1,
     "wake_rt_local with a new TaskTracker and its token",
     tt_wake_rt_local,
-);
+)
+.latency();
+
+pub static WAKE_RT_LOCAL_TIMEOUT: Spec = Spec::new(
+    "wake_rt_local_timeout",
+    1,
+    "wake_rt_local awaiting wait_timeout(1 h) instead of wait()",
+    wake_rt_local_timeout,
+)
+.latency()
+.against(&[
+    at_most_p50_p99(1.3, &WAKE_RT_LOCAL),
+    at_most(1.0, &TT_WAKE_RT_LOCAL_TIMEOUT),
+]);
+
+static TT_WAKE_RT_LOCAL_TIMEOUT: Spec = Spec::new(
+    "tt_wake_rt_local_timeout",
+    1,
+    "tt_wake_rt_local awaiting tokio::time::timeout(1 h, tracker.wait()), on a \
+     current-thread tokio runtime with its timer (a LocalSet)",
+    tt_wake_rt_local_timeout,
+)
+.latency();
 
 fn load_acquire(_: &Fixtures) -> Body {
     let flag = AtomicBool::new(true);
@@ -103,6 +146,18 @@ fn wait_ready(_: &Fixtures) -> Body {
     })
 }
 
+fn wait_timeout_ready(_: &Fixtures) -> Body {
+    let group = Group::new();
+    group.close();
+    body(move |n| {
+        let mut cx = noop_cx();
+        time(n, || {
+            let wait = pin!(black_box(&group).wait_timeout(TIMEOUT));
+            assert!(matches!(black_box(wait.poll(&mut cx)), Poll::Ready(Ok(()))));
+        })
+    })
+}
+
 fn tt_wait_ready(_: &Fixtures) -> Body {
     let tracker = TaskTracker::new();
     tracker.close();
@@ -118,9 +173,9 @@ fn tt_wait_ready(_: &Fixtures) -> Body {
 fn park_unpark_rt(fx: &Fixtures) -> Body {
     let helper = fx.helper();
     let flag = Arc::new(AtomicBool::new(false));
-    body(move |n| {
+    batches(move |n| {
         let me = thread::current();
-        time(n, || {
+        laps(n, || {
             // Relaxed: nobody reads the flag until the helper gets it
             // through the slot's lock.
             flag.store(false, Ordering::Relaxed);
@@ -138,8 +193,8 @@ fn park_unpark_rt(fx: &Fixtures) -> Body {
 
 fn wake_rt(fx: &Fixtures) -> Body {
     let helper = fx.helper();
-    body(move |n| {
-        time(n, || {
+    batches(move |n| {
+        laps(n, || {
             let group = Group::new();
             helper.hand(Handed::Guard(group.add().unwrap()));
             block_on(group.wait());
@@ -149,8 +204,8 @@ fn wake_rt(fx: &Fixtures) -> Body {
 
 fn tt_wake_rt(fx: &Fixtures) -> Body {
     let helper = fx.helper();
-    body(move |n| {
-        time(n, || {
+    batches(move |n| {
+        laps(n, || {
             let tracker = TaskTracker::new();
             helper.hand(Handed::Token(tracker.token()));
             tracker.close();
@@ -160,7 +215,7 @@ fn tt_wake_rt(fx: &Fixtures) -> Body {
 }
 
 fn wake_rt_local(_: &Fixtures) -> Body {
-    body(|n| {
+    batches(|n| {
         local_ping_pong(n, |mailbox: Rc<Mailbox<Guard>>| async move {
             let group = Group::new();
             mailbox.send(Msg::Item(group.add().unwrap()));
@@ -170,12 +225,33 @@ fn wake_rt_local(_: &Fixtures) -> Body {
 }
 
 fn tt_wake_rt_local(_: &Fixtures) -> Body {
-    body(|n| {
+    batches(|n| {
         local_ping_pong(n, |mailbox: Rc<Mailbox<TaskTrackerToken>>| async move {
             let tracker = TaskTracker::new();
             mailbox.send(Msg::Item(tracker.token()));
             tracker.close();
             tracker.wait().await;
+        })
+    })
+}
+
+fn wake_rt_local_timeout(_: &Fixtures) -> Body {
+    batches(|n| {
+        local_ping_pong(n, |mailbox: Rc<Mailbox<Guard>>| async move {
+            let group = Group::new();
+            mailbox.send(Msg::Item(group.add().unwrap()));
+            group.wait_timeout(TIMEOUT).await.unwrap();
+        })
+    })
+}
+
+fn tt_wake_rt_local_timeout(_: &Fixtures) -> Body {
+    batches(|n| {
+        tokio_ping_pong(n, |mailbox: Rc<Mailbox<TaskTrackerToken>>| async move {
+            let tracker = TaskTracker::new();
+            mailbox.send(Msg::Item(tracker.token()));
+            tracker.close();
+            tokio::time::timeout(TIMEOUT, tracker.wait()).await.unwrap();
         })
     })
 }
