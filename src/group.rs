@@ -435,6 +435,7 @@ impl Group {
     /// # });
     /// ```
     #[cfg(feature = "smol")]
+    #[inline]
     pub fn wait_timeout(&self, timeout: Duration) -> WaitTimeout<'_> {
         WaitTimeout::new(self, || Instant::now().checked_add(timeout))
     }
@@ -467,6 +468,7 @@ impl Group {
     /// # });
     /// ```
     #[cfg(feature = "smol")]
+    #[inline]
     pub fn wait_deadline(&self, deadline: Instant) -> WaitTimeout<'_> {
         WaitTimeout::new(self, || Some(deadline))
     }

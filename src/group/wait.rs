@@ -351,15 +351,24 @@ impl fmt::Debug for Wait<'_> {
 #[cfg(feature = "smol")]
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitTimeout<'a> {
-    wait: Wait<'a>,
-    group: &'a Group,
-    /// When to give up: `None` if the group was already done at the call
-    /// (no clock was read), `Some(None)` for a deadline too far to
-    /// represent (never).
-    deadline: Option<Option<Instant>>,
-    /// Made at the first poll that finds the group not done: a wait that is
-    /// ready at once never registers a timer with the reactor.
-    timer: Option<smol::Timer>,
+    state: TimeoutState<'a>,
+}
+
+/// What a [`WaitTimeout`] still has to do.
+#[cfg(feature = "smol")]
+enum TimeoutState<'a> {
+    /// The group was done at the call: no clock was read, nothing waits.
+    Done,
+    Waiting {
+        wait: Wait<'a>,
+        group: &'a Group,
+        /// When to give up; `None` for a deadline too far to represent.
+        deadline: Option<Instant>,
+        /// Made at the first poll that finds the group not done, so a wait
+        /// that is ready at its first poll never registers a timer with
+        /// the reactor.
+        timer: Option<smol::Timer>,
+    },
 }
 
 #[cfg(feature = "smol")]
@@ -367,18 +376,23 @@ impl<'a> WaitTimeout<'a> {
     /// Closes `group` and waits for it until `deadline()`, which is called
     /// at once (the clock starts at the call) unless the group is already
     /// done.
+    #[inline]
     pub(super) fn new(
         group: &'a Group,
         deadline: impl FnOnce() -> Option<Instant>,
     ) -> WaitTimeout<'a> {
         let wait = group.wait();
-        let deadline = (!wait.shared.is_done()).then(deadline);
-        WaitTimeout {
-            wait,
-            group,
-            deadline,
-            timer: None,
-        }
+        let state = if wait.shared.is_done() {
+            TimeoutState::Done
+        } else {
+            TimeoutState::Waiting {
+                wait,
+                group,
+                deadline: deadline(),
+                timer: None,
+            }
+        };
+        WaitTimeout { state }
     }
 }
 
@@ -386,30 +400,40 @@ impl<'a> WaitTimeout<'a> {
 impl Future for WaitTimeout<'_> {
     type Output = Result<(), Stragglers>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Finished work wins over an expired timer.
-        if Pin::new(&mut self.wait).poll(cx).is_ready() {
-            return Poll::Ready(Ok(()));
+        match &mut self.state {
+            TimeoutState::Done => Poll::Ready(Ok(())),
+            TimeoutState::Waiting {
+                wait,
+                group,
+                deadline,
+                timer,
+            } => {
+                // Finished work wins over an expired timer.
+                if Pin::new(wait).poll(cx).is_ready() {
+                    return Poll::Ready(Ok(()));
+                }
+                let timer = timer.get_or_insert_with(|| match deadline {
+                    Some(deadline) => smol::Timer::at(*deadline),
+                    None => smol::Timer::never(),
+                });
+                std::task::ready!(Pin::new(timer).poll(cx));
+                Poll::Ready(Err(group.stragglers()))
+            }
         }
-        let this = &mut *self;
-        let Some(deadline) = this.deadline else {
-            // Done at the call: `done` never goes back, so `wait` was ready.
-            unreachable!("a group done at the call is done at every poll")
-        };
-        let timer = this.timer.get_or_insert_with(|| match deadline {
-            Some(deadline) => smol::Timer::at(deadline),
-            None => smol::Timer::never(),
-        });
-        std::task::ready!(Pin::new(timer).poll(cx));
-        Poll::Ready(Err(this.group.stragglers()))
     }
 }
 
 #[cfg(feature = "smol")]
 impl fmt::Debug for WaitTimeout<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let done = match &self.state {
+            TimeoutState::Done => true,
+            TimeoutState::Waiting { wait, .. } => wait.shared.is_done(),
+        };
         f.debug_struct("WaitTimeout")
-            .field("wait", &self.wait)
+            .field("done", &done)
             .finish_non_exhaustive()
     }
 }
@@ -518,17 +542,24 @@ mod tests {
     fn a_wait_timeout_on_a_done_group_reads_no_clock_and_makes_no_timer() {
         let group = Group::new();
         let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
-        assert!(wait.deadline.is_none(), "done at the call");
+        assert!(matches!(wait.state, TimeoutState::Done), "done at the call");
         assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
-        assert!(wait.timer.is_none());
 
         let group = Group::new();
         let guard = group.add().unwrap();
         let mut wait = group.wait_timeout(std::time::Duration::MAX);
-        assert_eq!(wait.deadline, Some(None), "too far to represent: never");
-        assert!(wait.timer.is_none(), "not before the first poll");
+        let timer_made = |wait: &WaitTimeout<'_>| match &wait.state {
+            TimeoutState::Waiting {
+                deadline, timer, ..
+            } => {
+                assert!(deadline.is_none(), "too far to represent: never");
+                timer.is_some()
+            }
+            TimeoutState::Done => panic!("not done at the call"),
+        };
+        assert!(!timer_made(&wait), "not before the first poll");
         assert!(block_on(poll_once(&mut wait)).is_none());
-        assert!(wait.timer.is_some());
+        assert!(timer_made(&wait));
         drop(guard);
         assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
     }
