@@ -79,18 +79,15 @@
 //! }
 //! ```
 
-use std::any::Any;
+mod backoff;
+mod report;
+
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll};
 
 use async_signal::Signals;
 use futures_core::Stream;
@@ -98,6 +95,9 @@ use futures_core::Stream;
 pub use async_signal::Signal;
 
 use crate::shutdown::{Reason, Shutdown};
+use backoff::{Backoff, Retry};
+pub use report::flush_log;
+use report::{drop_payload, panic_message, Report};
 
 /// Listens for SIGINT and SIGTERM (Ctrl-C on Windows) with the default
 /// behaviour: the first signal triggers `shutdown`, the second exits with
@@ -283,9 +283,6 @@ pub struct Watch {
     retry: Option<Retry>,
 }
 
-/// How long the exit on a second signal waits for the logger to write why.
-const EXIT_LOG_WAIT: Duration = Duration::from_millis(100);
-
 impl Watch {
     /// Acts on `signal`, then logs it.
     fn on_signal(&mut self, signal: Signal) {
@@ -396,174 +393,6 @@ impl fmt::Debug for Watch {
     }
 }
 
-/// The text of a panic payload, if it is a string.
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(not a string)")
-}
-
-/// Drops a panic payload whose `Drop` may itself panic; such a second
-/// payload is leaked rather than dropped.
-fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-        mem::forget(again);
-    }
-}
-
-/// The delays between reads after read errors in a row: 1 ms, doubling up to
-/// 1 s, and never a point where it gives up.
-#[derive(Debug, Default)]
-struct Backoff {
-    /// Read errors in a row (saturating).
-    failures: u32,
-}
-
-/// What to do after one more read error.
-#[derive(Debug, PartialEq, Eq)]
-struct Step {
-    /// Wait this long before the next read.
-    delay: Duration,
-    /// Read errors in a row, this one included.
-    failures: u32,
-    /// Log this error: the 1st, 2nd, 4th, 8th, ... in a row.
-    log: bool,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(1);
-    const MAX: Duration = Duration::from_secs(1);
-
-    /// Counts one more read error.
-    fn fail(&mut self) -> Step {
-        self.failures = self.failures.saturating_add(1);
-        // 2^10 ms is past `MAX` already; a smaller shift keeps it from overflowing.
-        let doublings = (self.failures - 1).min(10);
-        Step {
-            delay: Backoff::FIRST
-                .saturating_mul(1 << doublings)
-                .min(Backoff::MAX),
-            failures: self.failures,
-            log: self.failures.is_power_of_two(),
-        }
-    }
-
-    /// Counts a good read; returns the read errors in a row before it.
-    fn succeed(&mut self) -> u32 {
-        mem::take(&mut self.failures)
-    }
-}
-
-/// A back-off delay being waited out: a thread sleeps it, then wakes the
-/// watcher with the waker it last saw.
-#[derive(Debug)]
-struct Retry {
-    at: Instant,
-    /// The waker for the sleeping thread to wake; `None` once it woke it.
-    waker: Arc<Mutex<Option<Waker>>>,
-}
-
-impl Retry {
-    /// Starts waiting out `delay`: returns the wait, or `None` if the delay
-    /// is already over (no thread could be started, so it was slept here).
-    fn start(delay: Duration, waker: &Waker) -> Option<Retry> {
-        let at = Instant::now() + delay;
-        let slot = Arc::new(Mutex::new(Some(waker.clone())));
-        let theirs = Arc::clone(&slot);
-        let sleeper = thread::Builder::new()
-            .name("smol-graceful-signal-retry".into())
-            .spawn(move || {
-                // `sleep` sleeps at least `delay`, so the watcher, once
-                // woken, finds `at` passed (`Instant` is monotonic).
-                thread::sleep(delay);
-                let waker = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-            });
-        match sleeper {
-            Ok(_) => Some(Retry { at, waker: slot }),
-            Err(_) => {
-                // Sleeping on the executor's thread (at most `Backoff::MAX`)
-                // is bad; going deaf or spinning would be worse.
-                thread::sleep(delay);
-                None
-            }
-        }
-    }
-
-    /// Whether the delay is still running; if so, `waker` will be woken when
-    /// it ends.
-    fn pending(&self, waker: &Waker) -> bool {
-        if Instant::now() >= self.at {
-            return false;
-        }
-        {
-            let mut slot = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
-            match &mut *slot {
-                Some(current) => current.clone_from(waker),
-                None => *slot = Some(waker.clone()),
-            }
-        }
-        // Check again: if the sleeper woke (and took the old waker) between
-        // the check above and the store, nobody would wake `waker`; then
-        // `at` has passed and the caller reads at once. No wakeup is lost.
-        Instant::now() < self.at
-    }
-}
-
-/// How many records all watchers have queued for their log threads and
-/// not yet handed to the logger; `flush_log` waits for it to reach zero.
-static UNWRITTEN: Mutex<u64> = Mutex::new(0);
-/// Notified each time a log thread has handed a record to the logger.
-static WRITTEN: Condvar = Condvar::new();
-
-/// Adds `queued` to, and takes `written` from, the count of unwritten
-/// records. No user code runs under the lock.
-fn unwritten(queued: u64, written: u64) {
-    let mut count = UNWRITTEN.lock().unwrap_or_else(PoisonError::into_inner);
-    *count = (*count + queued).saturating_sub(written);
-    if written > 0 {
-        WRITTEN.notify_all();
-    }
-}
-
-/// Waits until every record the signal watchers have queued has been handed
-/// to the logger, or until `timeout` has passed; returns `true` if nothing
-/// is left unwritten.
-///
-/// The watcher logs on a thread of its own (see the [module
-/// docs](self#what-holds)), after acting on the signal: a program that
-/// drains at once and returns from `main` can exit before that thread has
-/// logged "received SIGTERM". Call this last thing before exiting. It never
-/// calls the logger itself, so a stuck logger costs at most `timeout`; flush
-/// a buffering logger afterwards (`log::logger().flush()`) if it needs it.
-///
-/// # Examples
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use smol_graceful::{signal, Shutdown};
-///
-/// fn main() -> std::io::Result<()> {
-///     let shutdown = Shutdown::new();
-///     smol::spawn(signal::watch(&shutdown)?).detach();
-///     smol::block_on(shutdown.triggered());
-///     // ... drain ...
-///     signal::flush_log(Duration::from_millis(100));
-///     Ok(())
-/// }
-/// ```
-pub fn flush_log(timeout: Duration) -> bool {
-    let count = UNWRITTEN.lock().unwrap_or_else(PoisonError::into_inner);
-    let (count, _) = WRITTEN
-        .wait_timeout_while(count, timeout, |count| *count > 0)
-        .unwrap_or_else(PoisonError::into_inner);
-    *count == 0
-}
-
 /// A signal as people write it: `SIGINT`, `SIGTERM`, ...
 struct SignalName(Signal);
 
@@ -571,232 +400,5 @@ impl fmt::Display for SignalName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let debug = format!("{:?}", self.0); // `Int`, `Term`, `Hup`, ...
         write!(f, "SIG{} (signal {})", debug.to_uppercase(), self.0 as i32)
-    }
-}
-
-/// The watcher's log records, written by a thread of its own so that nothing
-/// the logger does (panic, block) reaches the watcher.
-struct Report {
-    thread: LogThread,
-    /// Records dropped because the log thread's queue was full.
-    dropped: u64,
-}
-
-enum LogThread {
-    /// Started with the watcher, so that a signal's record is only a
-    /// channel send away from the logger.
-    Running(SyncSender<Record>),
-    /// It could not be started (or is gone): log in place.
-    Unavailable,
-}
-
-/// One log record of the watcher.
-struct Record {
-    level: log::Level,
-    text: String,
-    /// Told once the record is logged and the logger flushed.
-    done: Option<SyncSender<()>>,
-}
-
-/// How many records wait for a stuck logger before more are dropped.
-const QUEUE: usize = 64;
-
-impl Report {
-    fn start() -> Report {
-        Report {
-            thread: start_log_thread(),
-            dropped: 0,
-        }
-    }
-
-    /// Logs `text` at `level`, on the log thread if there is one.
-    fn log(&mut self, level: log::Level, text: String) {
-        let record = Record {
-            level,
-            text,
-            done: None,
-        };
-        if let Err(record) = self.send(record) {
-            write(&record);
-        }
-    }
-
-    /// Logs `text` as a warning and waits (at most [`EXIT_LOG_WAIT`]) until
-    /// it is written and the logger flushed. Does not log in place: that
-    /// could block the exit.
-    fn log_before_exit(&mut self, text: String) {
-        let (done, written) = mpsc::sync_channel(1);
-        let record = Record {
-            level: log::Level::Warn,
-            text,
-            done: Some(done),
-        };
-        if self.send(record).is_ok() {
-            let _ = written.recv_timeout(EXIT_LOG_WAIT);
-        }
-    }
-
-    /// Queues `record` for the log thread; gives it back if there is no log
-    /// thread. A record that does not fit is dropped and counted.
-    fn send(&mut self, mut record: Record) -> Result<(), Record> {
-        let LogThread::Running(queue) = &self.thread else {
-            return Err(record);
-        };
-        if self.dropped > 0 {
-            record.text = format!(
-                "{} ({} earlier records dropped: the logger was stuck)",
-                record.text, self.dropped
-            );
-        }
-        // Counted before the send, so the log thread never uncounts a
-        // record that was not counted yet.
-        unwritten(1, 0);
-        match queue.try_send(record) {
-            Ok(()) => {
-                self.dropped = 0;
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => {
-                unwritten(0, 1);
-                self.dropped = self.dropped.saturating_add(1);
-                Ok(())
-            }
-            // The thread catches every panic it can meet, so it cannot end
-            // while its queue is open; should it still, log in place.
-            Err(TrySendError::Disconnected(record)) => {
-                unwritten(0, 1);
-                self.thread = LogThread::Unavailable;
-                Err(record)
-            }
-        }
-    }
-}
-
-/// Starts the log thread, which logs each queued record and ends when the
-/// queue is closed (the watcher dropped).
-fn start_log_thread() -> LogThread {
-    let (queue, records) = mpsc::sync_channel(QUEUE);
-    let started = thread::Builder::new()
-        .name("smol-graceful-signal-log".into())
-        .spawn(move || run_log_thread(records));
-    match started {
-        Ok(_) => LogThread::Running(queue),
-        Err(_) => LogThread::Unavailable,
-    }
-}
-
-fn run_log_thread(records: Receiver<Record>) {
-    for record in records {
-        write(&record);
-        unwritten(0, 1);
-        if let Some(done) = record.done {
-            // Capacity 1, one send: never blocks.
-            let _ = done.try_send(());
-        }
-    }
-}
-
-/// Hands `record` to the logger (and flushes it if someone waits for it); a
-/// panic in the logger loses the record and nothing else.
-fn write(record: &Record) {
-    let logged = panic::catch_unwind(AssertUnwindSafe(|| {
-        log::log!(record.level, "{}", record.text);
-        if record.done.is_some() {
-            log::logger().flush();
-        }
-    }));
-    if let Err(payload) = logged {
-        drop_payload(payload);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use std::sync::mpsc::Sender;
-    use std::task::Wake;
-
-    /// A waker that says on a channel each time it is woken, and which one it is.
-    struct Named(&'static str, Mutex<Sender<&'static str>>);
-
-    impl Wake for Named {
-        fn wake(self: Arc<Self>) {
-            let _ = self.1.lock().unwrap().send(self.0);
-        }
-    }
-
-    fn waker(name: &'static str, woken: &Sender<&'static str>) -> Waker {
-        Waker::from(Arc::new(Named(name, Mutex::new(woken.clone()))))
-    }
-
-    #[test]
-    fn a_retry_wakes_the_latest_waker_once_its_delay_is_over() {
-        let (woken_tx, woken) = mpsc::channel();
-        let delay = Duration::from_millis(200);
-        let retry = Retry::start(delay, &waker("first", &woken_tx)).expect("a sleeper thread");
-        // A poll during the delay swaps in its own waker (unless this thread was
-        // descheduled past the delay: then the caller would read at once).
-        let swapped = retry.pending(&waker("second", &woken_tx));
-        let name = woken
-            .recv_timeout(Duration::from_secs(5))
-            .expect("the sleeper wakes a waker within 5 s");
-        assert_eq!(name, if swapped { "second" } else { "first" });
-        // Once woken, the delay is over: the watcher reads.
-        assert!(!retry.pending(&waker("third", &woken_tx)));
-        assert!(woken.try_recv().is_err(), "woken only once");
-    }
-
-    #[test]
-    fn a_retry_whose_delay_is_over_is_not_pending() {
-        let (woken_tx, _woken) = mpsc::channel();
-        let retry = Retry::start(Duration::ZERO, &waker("first", &woken_tx)).unwrap();
-        assert!(!retry.pending(&waker("second", &woken_tx)));
-    }
-
-    #[test]
-    fn backoff_doubles_from_1_ms_to_at_most_1_s_and_never_stops() {
-        let mut backoff = Backoff::default();
-        let delays: Vec<u64> = (0..12)
-            .map(|_| backoff.fail().delay.as_millis() as u64)
-            .collect();
-        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1000]);
-        // However long the errors last, the next read is always at most 1 s away.
-        backoff.failures = u32::MAX - 2;
-        for _ in 0..5 {
-            let step = backoff.fail();
-            assert_eq!(step.delay, Backoff::MAX);
-        }
-        assert_eq!(backoff.failures, u32::MAX);
-    }
-
-    #[test]
-    fn backoff_logs_the_first_and_every_power_of_two_failure() {
-        let mut backoff = Backoff::default();
-        let logged: Vec<u32> = (0..100)
-            .map(|_| backoff.fail())
-            .filter(|step| step.log)
-            .map(|step| step.failures)
-            .collect();
-        assert_eq!(logged, [1, 2, 4, 8, 16, 32, 64]);
-    }
-
-    #[test]
-    fn a_good_read_starts_the_backoff_again_at_1_ms() {
-        let mut backoff = Backoff::default();
-        for _ in 0..20 {
-            backoff.fail();
-        }
-        assert_eq!(backoff.succeed(), 20);
-        assert_eq!(backoff.succeed(), 0);
-        let step = backoff.fail();
-        assert_eq!(
-            step,
-            Step {
-                delay: Backoff::FIRST,
-                failures: 1,
-                log: true
-            }
-        );
     }
 }
