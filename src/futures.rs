@@ -16,22 +16,10 @@
 //! | [`RunUntilTriggered`] | [`Shutdown::run_until_triggered`](crate::Shutdown::run_until_triggered) |
 #![cfg_attr(
     feature = "smol",
-    doc = "| [`WaitTimeout`] | [`Group::wait_timeout`](crate::Group::wait_timeout), [`Group::wait_deadline`](crate::Group::wait_deadline) |"
-)]
-#![cfg_attr(
-    feature = "smol",
-    doc = "| [`Spawn`], [`Track`], [`SpawnBlocking`] | [`TaskSet::spawn`](crate::TaskSet::spawn) and its kin, [`TaskSet::track`](crate::TaskSet::track), [`TaskSet::spawn_blocking`](crate::TaskSet::spawn_blocking) |"
-)]
-#![cfg_attr(
-    feature = "smol",
-    doc = "| [`Reserve`] | [`TaskSet::reserve`](crate::TaskSet::reserve) |"
-)]
-#![cfg_attr(
-    feature = "smol",
-    doc = "| [`Join`], [`JoinTimeout`] | [`TaskSet::join`](crate::TaskSet::join), [`TaskSet::join_timeout`](crate::TaskSet::join_timeout) |"
-)]
-#![cfg_attr(
-    feature = "smol",
+    doc = "| [`WaitTimeout`] | [`Group::wait_timeout`](crate::Group::wait_timeout), [`Group::wait_deadline`](crate::Group::wait_deadline) |",
+    doc = "| [`Spawn`], [`Track`], [`SpawnBlocking`] | [`TaskSet::spawn`](crate::TaskSet::spawn) and its kin, [`TaskSet::track`](crate::TaskSet::track), [`TaskSet::spawn_blocking`](crate::TaskSet::spawn_blocking) |",
+    doc = "| [`Reserve`] | [`TaskSet::reserve`](crate::TaskSet::reserve) |",
+    doc = "| [`Join`], [`JoinTimeout`] | [`TaskSet::join`](crate::TaskSet::join), [`TaskSet::join_timeout`](crate::TaskSet::join_timeout) |",
     doc = "| [`TrackedTask`] | [`Permit::spawn`](crate::Permit::spawn) and friends |"
 )]
 
