@@ -2,6 +2,9 @@
 //! knows who is still running, a broadcast shutdown signal, and OS-signal
 //! handling.
 //!
+//! [`Group`] is Go's `sync.WaitGroup`; [`TaskSet`] is Go's `errgroup`;
+//! [`Shutdown`] is its `context` cancellation (tokio's `CancellationToken`).
+//!
 //! A service that starts background work must, at shutdown, (1) tell that
 //! work to stop and (2) know when it has stopped, before the process exits.
 //! This crate gives each step a type:
