@@ -14,6 +14,16 @@
 //! of the process instead of going back to its default action, so a watcher
 //! that stopped listening would make Ctrl-C do nothing at all.)
 //!
+//! # How it is built
+//!
+//! [`Watch`] wraps async-signal's `Signals` stream and acts on each signal
+//! it reads at once, on its own task: the trigger, the exit, or the
+//! second-signal action. What it has to say about it goes to a log thread
+//! started with the watcher (module `report`), so the logger does not run
+//! on the watcher's task unless that thread could not be started. A failed
+//! read is retried after a growing delay that a short-lived thread waits
+//! out (module `backoff`), so no timer is needed.
+//!
 //! # What holds
 //!
 //! - **Act, then log.** Each signal is acted on (the trigger, the exit, the
@@ -79,12 +89,11 @@
 //! }
 //! ```
 
-mod backoff;
-mod report;
-
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -95,9 +104,14 @@ use futures_core::Stream;
 pub use async_signal::Signal;
 
 use crate::shutdown::{Reason, Shutdown};
-use backoff::{Backoff, Retry};
+
+mod backoff;
+mod report;
+
 pub use report::flush_log;
-use report::{drop_payload, panic_message, Report};
+
+use backoff::{Backoff, Retry};
+use report::Report;
 
 /// Listens for SIGINT and SIGTERM (Ctrl-C on Windows) with the default
 /// behaviour: the first signal triggers `shutdown`, the second exits with
@@ -390,6 +404,23 @@ impl fmt::Debug for Watch {
             .field("seen", &self.seen)
             .field("read_errors_in_a_row", &self.backoff.failures)
             .finish_non_exhaustive()
+    }
+}
+
+/// The text of a panic payload, if it is a string.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
+}
+
+/// Drops a panic payload whose `Drop` may itself panic; such a second
+/// payload is leaked rather than dropped.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+        mem::forget(again);
     }
 }
 

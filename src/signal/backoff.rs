@@ -1,7 +1,30 @@
-//! The read-error back-off of the signal watcher: the delays between
-//! reads after read errors in a row, and the thread that waits one out.
-//! The watcher never gives up reading (it would leave the process deaf to
-//! the signals it took over); it only slows down.
+//! The back-off after read errors: how long the watcher waits before
+//! reading the signal notifications again, and how it waits without a timer.
+//!
+//! [`Backoff`] counts the read errors in a row and turns each one into a
+//! [`Step`]: the delay before the next read and whether to log the error.
+//! [`Retry`] waits the delay out: a short-lived thread sleeps it, then wakes
+//! the watcher with the waker it last saw. The watcher does not read while a
+//! `Retry` is pending.
+//!
+//! # Invariants
+//!
+//! 1. The delay is 1 ms after the first error in a row, doubles with each
+//!    further one, and stays at 1 s from the 11th on: it never exceeds
+//!    [`Backoff::MAX`], never overflows, and the back-off never gives up.
+//! 2. A good read starts it again at 1 ms.
+//! 3. The 1st, 2nd, 4th, 8th, ... error in a row is logged, no other.
+//! 4. No wakeup is lost: when [`Retry::pending`] returns `true`, the waker
+//!    it was given (or that of a later call) is woken once the delay is
+//!    over. The sleeper takes the latest waker under the lock; `pending`
+//!    stores its waker, then checks the clock again.
+//!
+//! # Deadlock safety
+//!
+//! One lock, the `Retry`'s waker slot, and no other lock is taken while it
+//! is held. It is held only to take out a waker or store a clone of one (so
+//! the executor's waker clone and drop run under it); the sleeper wakes the
+//! waker after releasing it.
 
 use std::mem;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,7 +58,8 @@ impl Backoff {
     /// Counts one more read error.
     pub(super) fn fail(&mut self) -> Step {
         self.failures = self.failures.saturating_add(1);
-        // 2^10 ms is past `MAX` already; a smaller shift keeps it from overflowing.
+        // 2^10 ms is past `MAX` already; a smaller shift keeps it from
+        // overflowing (invariant 1).
         let doublings = (self.failures - 1).min(10);
         Step {
             delay: Backoff::FIRST
@@ -105,7 +129,8 @@ impl Retry {
         }
         // Check again: if the sleeper woke (and took the old waker) between
         // the check above and the store, nobody would wake `waker`; then
-        // `at` has passed and the caller reads at once. No wakeup is lost.
+        // `at` has passed and the caller reads at once. No wakeup is lost
+        // (invariant 4).
         Instant::now() < self.at
     }
 }

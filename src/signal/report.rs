@@ -1,15 +1,42 @@
-//! The signal watcher's log thread: the watcher hands its records to a
-//! thread of its own, which calls the logger inside `catch_unwind`, so
-//! nothing a logger does (panic, block on a dead pipe) reaches the watcher.
-//! [`flush_log`] lets a program wait, bounded, for what is queued.
+//! The watcher's log thread: how a signal's record reaches the logger without
+//! the logger ever reaching the watcher.
+//!
+//! A [`Report`] is started with each watcher and holds the sending end of a
+//! bounded queue; a thread of its own takes records off the queue in order
+//! and hands each to the logger inside `catch_unwind`. A process-wide count
+//! of records queued but not yet written lets [`flush_log`] wait for them.
+//! If the thread cannot be started, records are logged in place.
+//!
+//! # Invariants
+//!
+//! 1. `UNWRITTEN` counts the records queued for a log thread and not yet
+//!    handed to the logger: a record is counted before it is sent (so the log
+//!    thread never uncounts a record that was not counted yet), uncounted at
+//!    once if the send fails, and uncounted by the log thread once written.
+//! 2. The watcher never blocks on the queue: it only `try_send`s. A record
+//!    that does not fit is dropped and counted, and the next record that fits
+//!    says how many were dropped.
+//! 3. Records reach the logger in the order the watcher made them: one
+//!    queue, one thread.
+//! 4. The log thread ends only when its queue is closed (the watcher
+//!    dropped): every panic of the logger, and of a panic payload's `Drop`,
+//!    is caught.
+//! 5. [`Report::log_before_exit`] waits at most [`EXIT_LOG_WAIT`] and never
+//!    logs in place, so no logger can hold back the exit for longer.
+//!
+//! # Deadlock safety
+//!
+//! One lock, `UNWRITTEN`'s, taken by `unwritten` and [`flush_log`]; while it
+//! is held, no other lock is taken and no user code runs (no logger, no
+//! waker): only the count changes and `WRITTEN` is notified.
 
-use std::any::Any;
-use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
+
+use super::drop_payload;
 
 /// How long the exit on a second signal waits for the logger to write why.
 const EXIT_LOG_WAIT: Duration = Duration::from_millis(100);
@@ -21,7 +48,7 @@ static UNWRITTEN: Mutex<u64> = Mutex::new(0);
 static WRITTEN: Condvar = Condvar::new();
 
 /// Adds `queued` to, and takes `written` from, the count of unwritten
-/// records. No user code runs under the lock.
+/// records. No user code runs under the lock (see "Deadlock safety").
 fn unwritten(queued: u64, written: u64) {
     let mut count = UNWRITTEN.lock().unwrap_or_else(PoisonError::into_inner);
     *count = (*count + queued).saturating_sub(written);
@@ -34,10 +61,10 @@ fn unwritten(queued: u64, written: u64) {
 /// to the logger, or until `timeout` has passed; returns `true` if nothing
 /// is left unwritten.
 ///
-/// The watcher logs on a thread of its own (see the [module
-/// docs](super#what-holds)), after acting on the signal: a program that
-/// drains at once and returns from `main` can exit before that thread has
-/// logged "received SIGTERM". Call this last thing before exiting. It never
+/// The watcher logs on a thread of its own (see the
+/// [module docs](crate::signal#what-holds)), after acting on the signal: a
+/// program that drains at once and returns from `main` can exit before that
+/// thread has logged "received SIGTERM". Call this last thing before exiting. It never
 /// calls the logger itself, so a stuck logger costs at most `timeout`; flush
 /// a buffering logger afterwards (`log::logger().flush()`) if it needs it.
 ///
@@ -139,7 +166,7 @@ impl Report {
             );
         }
         // Counted before the send, so the log thread never uncounts a
-        // record that was not counted yet.
+        // record that was not counted yet (invariant 1).
         unwritten(1, 0);
         match queue.try_send(record) {
             Ok(()) => {
@@ -152,7 +179,8 @@ impl Report {
                 Ok(())
             }
             // The thread catches every panic it can meet, so it cannot end
-            // while its queue is open; should it still, log in place.
+            // while its queue is open (invariant 4); should it still, log in
+            // place.
             Err(TrySendError::Disconnected(record)) => {
                 unwritten(0, 1);
                 self.thread = LogThread::Unavailable;
@@ -197,22 +225,5 @@ fn write(record: &Record) {
     }));
     if let Err(payload) = logged {
         drop_payload(payload);
-    }
-}
-
-/// The text of a panic payload, if it is a string.
-pub(super) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(not a string)")
-}
-
-/// Drops a panic payload whose `Drop` may itself panic; such a second
-/// payload is leaked rather than dropped.
-pub(super) fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-        mem::forget(again);
     }
 }
