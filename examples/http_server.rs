@@ -39,7 +39,7 @@
 
 use std::convert::Infallible;
 use std::io::{self, Write as _};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -221,7 +221,8 @@ async fn stop(
 }
 
 /// Accepts connections until `draining` triggers; each one is served by hyper in its
-/// own task, watched with `draining` and counted in `group` under the peer's address.
+/// own task, drained once `draining` has triggered (see [`drain_when_due`]) and counted
+/// in `group` under the peer's address.
 async fn accept(
     listener: TcpListener,
     group: Group,
@@ -245,25 +246,39 @@ async fn accept(
                 continue;
             }
         };
+        // The connection's first request sends on `started`.
+        let (started_tx, started) = smol::channel::bounded(1);
         let service = service_fn({
             let shutdown = shutdown.clone();
-            move |request| respond(request, shutdown.clone())
+            move |request| {
+                let _ = started_tx.try_send(());
+                respond(request, shutdown.clone())
+            }
         });
         let io = FuturesIo::new(stream);
         let conn = http.serve_connection(io, service);
-        // When draining starts: no more keep-alive, idle connections closed, requests in
-        // flight finished. Named, so that if the drain times out the report says which.
+        // When the drain reaches it (`conn_draining`): no more keep-alive, idle
+        // connections closed, requests in flight finished. Named, so that if the drain
+        // times out the report says which.
+        let conn_draining = Shutdown::new();
         let Ok(conn) = smol_graceful::hyper::watch(
             conn,
             http1::Connection::graceful_shutdown,
-            &draining,
+            &conn_draining,
             &group,
             format!("connection {peer}"),
         ) else {
             break; // the group is closed: we are draining already
         };
+        let due = drain_when_due(
+            draining.clone(),
+            started,
+            conn_draining,
+            Instant::now() + FIRST_REQUEST_WAIT,
+        );
         smol::spawn(async move {
-            if let Err(e) = conn.await {
+            // `due` never ends: the connection's end ends both.
+            if let Err(e) = smol::future::or(conn, due).await {
                 log::debug!("connection {peer}: {e}");
             }
         })
@@ -273,6 +288,39 @@ async fn accept(
     // listening (new connections are refused); one handed over by a service manager
     // goes on listening there, and new connections wait in its queue for the next
     // instance. Never `shutdown(2)` it: that would stop it listening for everyone.
+}
+
+/// How long a new connection may take to start its first request before the drain may
+/// close it.
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
+
+/// Triggers `conn_draining`, which drains one connection, once `draining` has triggered
+/// and the connection has started a request (`started`) or been open since
+/// `fresh_until`; then waits forever.
+///
+/// hyper closes a connection that has not sent a byte yet at once when told to shut
+/// down gracefully. But one accepted just as the drain starts is not idle: its first
+/// request is on its way (half a round trip behind the handshake), and closing the
+/// connection would drop that request unanswered; clients do not retry a request on a
+/// new connection. So a new connection gets until `fresh_until` (hyper's head timeout
+/// may close it sooner), as Go's `http.Server` gives new connections 5 s.
+async fn drain_when_due<T>(
+    draining: Shutdown,
+    started: smol::channel::Receiver<()>,
+    conn_draining: Shutdown,
+    fresh_until: Instant,
+) -> T {
+    draining.triggered().await;
+    // `recv` also returns if the connection ended (and dropped its service).
+    let first_request = async {
+        let _ = started.recv().await;
+    };
+    smol::future::or(first_request, async {
+        Timer::at(fresh_until).await;
+    })
+    .await;
+    conn_draining.trigger();
+    std::future::pending().await
 }
 
 /// Answers one request.
