@@ -163,7 +163,7 @@ async fn listen(addr: &str) -> Result<(std::net::SocketAddr, TcpListener), Strin
     };
     let listener = match inherited {
         Some(listener) => {
-            log::info!("serving on the socket passed in by the service manager (LISTEN_FDS); {addr} not bound");
+            log::info!("serving on the socket from the service manager (LISTEN_FDS), not {addr}");
             TcpListener::try_from(listener)
                 .map_err(|e| format!("cannot use the socket from LISTEN_FDS: {e}"))?
         }
