@@ -4,7 +4,8 @@
 //! once every task has stopped (1 if some did not within five seconds).
 //!
 //! Nothing in the group or the shutdown belongs to an executor: a guard is dropped
-//! wherever its task ends, and a waiter is woken wherever it is polled.
+//! wherever its task ends, and a waiter is woken wherever it is polled. async-std's
+//! `task::spawn` takes a `Group::track`ed future just as tokio's does.
 
 use std::io::{self, Write as _};
 use std::process::ExitCode;
@@ -94,6 +95,10 @@ fn main() -> ExitCode {
             .expect("group is open"),
     );
     tasks += 1;
+
+    // async-std (deprecated in favour of smol) takes the same wrapped future:
+    // `async_std::task::spawn(group.track(work)?)`. tests/runtimes.rs runs `Group`,
+    // `Shutdown` and `TaskSet::track` on it.
 
     // Everyone is at work: the group counts them all, the named one by name.
     future::block_on(async {

@@ -24,10 +24,22 @@
 //! Each connection is served by hyper and watched with `smol_graceful::hyper::watch`,
 //! which calls hyper's `graceful_shutdown` when the drain starts and counts the
 //! connection in a `Group`, named after its peer, until it ends.
+//!
+//! Socket activation: when a service manager hands over a listening socket as fd 3
+//! (`LISTEN_FDS=1`, and `LISTEN_PID` this process or unset: systemd's `.socket` units,
+//! `systemfd` in development), the server serves on it and ignores `ADDR`. It owns only
+//! its descriptor: at shutdown it stops accepting and closes that, and the socket goes
+//! on listening in the manager, whose kernel queue holds new connections until the next
+//! instance accepts them. So a restart refuses nothing.
+//!
+//! With `--features systemd` it also tells systemd what it does (`NOTIFY_SOCKET`):
+//! `READY=1` once listening, `STOPPING=1` at the signal, `EXTEND_TIMEOUT_USEC` while it
+//! waits out the drain delay and drains, and `WATCHDOG=1` if the unit sets
+//! `WatchdogSec`. A notification that fails is logged, and the server carries on.
 
 use std::convert::Infallible;
 use std::io::{self, Write as _};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -96,15 +108,24 @@ async fn run(addr: &str, settings: Settings) -> i32 {
         std::process::id()
     ));
 
-    let bound = TcpListener::bind(addr).await;
-    let (local, listener) = match bound.and_then(|l| Ok((l.local_addr()?, l))) {
+    let (local, listener) = match listen(addr).await {
         Ok(bound) => bound,
         Err(e) => {
-            log::error!("cannot listen on {addr}: {e}");
+            log::error!("{e}");
             return 2;
         }
     };
     say(format_args!("listening on http://{local}"));
+    #[cfg(feature = "systemd")]
+    {
+        use smol_graceful::systemd;
+        if let Err(e) = systemd::ready() {
+            log::warn!("{e}");
+        }
+        if let Some(watchdog) = systemd::watchdog() {
+            smol::spawn(watchdog).detach();
+        }
+    }
 
     // `shutdown` (the signal) turns /healthz to 503; `draining`, triggered after the
     // drain delay, stops accepting and closes the connections gracefully.
@@ -116,7 +137,55 @@ async fn run(addr: &str, settings: Settings) -> i32 {
         draining.clone(),
         settings.header_timeout,
     ));
+    // Waits for the signal (and with `systemd`, then sends STOPPING=1).
+    #[cfg(not(feature = "systemd"))]
     shutdown.triggered().await;
+    #[cfg(feature = "systemd")]
+    if let Err(e) = smol_graceful::systemd::notify_on_shutdown(&shutdown).await {
+        log::warn!("{e}");
+    }
+    let stop = stop(&shutdown, &settings, draining, acceptor, &group);
+    // With `systemd`: EXTEND_TIMEOUT_USEC now and every 5 s until the drain ends, so
+    // that the unit's TimeoutStopSec does not cut a drain that GRACE_MS still allows.
+    #[cfg(feature = "systemd")]
+    let stop = smol_graceful::systemd::extend_timeout_while(Duration::from_secs(10), stop);
+    stop.await
+}
+
+/// The listening socket: the one a service manager handed over (socket activation), or
+/// else `addr` bound; with its address. `Err` says what failed.
+async fn listen(addr: &str) -> Result<(std::net::SocketAddr, TcpListener), String> {
+    // `LISTEN_FDS` (and `LISTEN_PID`, when set, naming this process) say whether fd 3
+    // is ours. listenfd checks that it is a TCP socket before it takes it.
+    let inherited = match listenfd::ListenFd::from_env().take_tcp_listener(0) {
+        Ok(inherited) => inherited,
+        Err(e) => return Err(format!("cannot use the socket from LISTEN_FDS: {e}")),
+    };
+    let listener = match inherited {
+        Some(listener) => {
+            log::info!("serving on the socket from the service manager (LISTEN_FDS), not {addr}");
+            TcpListener::try_from(listener)
+                .map_err(|e| format!("cannot use the socket from LISTEN_FDS: {e}"))?
+        }
+        None => TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+    };
+    match listener.local_addr() {
+        Ok(local) => Ok((local, listener)),
+        Err(e) => Err(format!("cannot listen on {addr}: {e}")),
+    }
+}
+
+/// After the signal: the drain delay, then stop accepting and drain; returns the exit
+/// code.
+async fn stop(
+    shutdown: &Shutdown,
+    settings: &Settings,
+    draining: Shutdown,
+    acceptor: smol::Task<()>,
+    group: &Group,
+) -> i32 {
     let reason = shutdown
         .reason()
         .map_or("unknown".into(), |r| r.to_string());
@@ -130,7 +199,8 @@ async fn run(addr: &str, settings: Settings) -> i32 {
     }
     draining.trigger();
     // The acceptor returns once it has dropped the listener: from here on, new
-    // connections are refused.
+    // connections are refused (or, on a socket from a service manager, left queued for
+    // the next instance).
     acceptor.await;
     say(format_args!(
         "shutdown: {reason}; draining {} connection(s)",
@@ -151,7 +221,8 @@ async fn run(addr: &str, settings: Settings) -> i32 {
 }
 
 /// Accepts connections until `draining` triggers; each one is served by hyper in its
-/// own task, watched with `draining` and counted in `group` under the peer's address.
+/// own task, drained once `draining` has triggered (see [`drain_when_due`]) and counted
+/// in `group` under the peer's address.
 async fn accept(
     listener: TcpListener,
     group: Group,
@@ -175,31 +246,81 @@ async fn accept(
                 continue;
             }
         };
+        // The connection's first request sends on `started`.
+        let (started_tx, started) = smol::channel::bounded(1);
         let service = service_fn({
             let shutdown = shutdown.clone();
-            move |request| respond(request, shutdown.clone())
+            move |request| {
+                let _ = started_tx.try_send(());
+                respond(request, shutdown.clone())
+            }
         });
         let io = FuturesIo::new(stream);
         let conn = http.serve_connection(io, service);
-        // When draining starts: no more keep-alive, idle connections closed, requests in
-        // flight finished. Named, so that if the drain times out the report says which.
+        // When the drain reaches it (`conn_draining`): no more keep-alive, idle
+        // connections closed, requests in flight finished. Named, so that if the drain
+        // times out the report says which.
+        let conn_draining = Shutdown::new();
         let Ok(conn) = smol_graceful::hyper::watch(
             conn,
             http1::Connection::graceful_shutdown,
-            &draining,
+            &conn_draining,
             &group,
             format!("connection {peer}"),
         ) else {
             break; // the group is closed: we are draining already
         };
+        let due = drain_when_due(
+            draining.clone(),
+            started,
+            conn_draining,
+            Instant::now() + FIRST_REQUEST_WAIT,
+        );
         smol::spawn(async move {
-            if let Err(e) = conn.await {
+            // `due` never ends: the connection's end ends both.
+            if let Err(e) = smol::future::or(conn, due).await {
                 log::debug!("connection {peer}: {e}");
             }
         })
         .detach();
     }
-    // `listener` is dropped here, which closes the listening socket.
+    // `listener` is dropped here, which closes our descriptor: a socket we bound stops
+    // listening (new connections are refused); one handed over by a service manager
+    // goes on listening there, and new connections wait in its queue for the next
+    // instance. Never `shutdown(2)` it: that would stop it listening for everyone.
+}
+
+/// How long a new connection may take to start its first request before the drain may
+/// close it.
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
+
+/// Triggers `conn_draining`, which drains one connection, once `draining` has triggered
+/// and the connection has started a request (`started`) or been open since
+/// `fresh_until`; then waits forever.
+///
+/// hyper closes a connection that has not sent a byte yet at once when told to shut
+/// down gracefully. But one accepted just as the drain starts is not idle: its first
+/// request is on its way (half a round trip behind the handshake), and closing the
+/// connection would drop that request unanswered; clients do not retry a request on a
+/// new connection. So a new connection gets until `fresh_until` (hyper's head timeout
+/// may close it sooner), as Go's `http.Server` gives new connections 5 s.
+async fn drain_when_due<T>(
+    draining: Shutdown,
+    started: smol::channel::Receiver<()>,
+    conn_draining: Shutdown,
+    fresh_until: Instant,
+) -> T {
+    draining.triggered().await;
+    // `recv` also returns if the connection ended (and dropped its service).
+    let first_request = async {
+        let _ = started.recv().await;
+    };
+    smol::future::or(first_request, async {
+        Timer::at(fresh_until).await;
+    })
+    .await;
+    conn_draining.trigger();
+    std::future::pending().await
 }
 
 /// Answers one request.

@@ -225,6 +225,51 @@ fn a_half_sent_head_at_shutdown_is_closed_at_once_and_does_not_hold_up_the_drain
     assert_exits_soon(server, signalled, Duration::from_secs(3), 0);
 }
 
+/// A connection the server has certainly accepted but that has sent nothing yet: a
+/// connection opened after it got its answer, and the server accepts in order.
+fn accepted_fresh_connection(server: &Server) -> Client {
+    let fresh = server.connect();
+    let mut probe = server.connect();
+    probe
+        .send_raw("GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    assert_eq!(probe.receive().expect("the probe's answer").status, 200);
+    fresh
+}
+
+// A connection accepted just as the drain starts has its request on the way (on the
+// internet, half a round trip behind the handshake): it is not idle. Closing it would
+// drop that request unanswered, and a client does not retry a request on a new
+// connection. (The restart test lost one every few runs this way.)
+#[test]
+fn a_connection_accepted_just_before_the_drain_has_its_first_request_answered() {
+    let server = Server::start(None);
+    let mut fresh = accepted_fresh_connection(&server);
+    server.signal("TERM");
+    // The listener is closed and the drain has begun.
+    server.expect_line("shutdown:");
+    let response = fresh.get("/slow?ms=1");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    fresh.assert_eof();
+    server.expect_line("drained");
+    let (status, _, stderr) = server.finish(STEP);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
+
+// ...but only for a moment (a second from its accept): one that sends nothing does not
+// hold the drain up to the head timeout.
+#[test]
+fn a_new_connection_that_sends_nothing_is_closed_within_a_second_of_the_drain() {
+    let server = Server::start(None); // HEADER_TIMEOUT_MS: 10 s
+    let mut silent = accepted_fresh_connection(&server);
+    server.signal("TERM");
+    let signalled = Instant::now();
+    silent.assert_closed_by_server();
+    server.expect_line("drained");
+    assert_exits_soon(server, signalled, Duration::from_secs(3), 0);
+}
+
 #[test]
 fn stalled_clients_under_ulimit_n_64_do_not_starve_a_well_behaved_one() {
     let mut command = Command::new("sh");

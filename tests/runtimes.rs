@@ -1,7 +1,8 @@
 //! The runtime-agnostic claim: one `Group` and one `Shutdown` work the same under smol's
-//! `Executor` (on several threads), its `LocalExecutor`, `block_on` on plain threads and
-//! tokio (current-thread and multi-thread), and across them: guards dropped on one
-//! runtime wake a `wait` polled on another, and a trigger on one wakes waiters on all.
+//! `Executor` (on several threads), its `LocalExecutor`, `block_on` on plain threads,
+//! tokio (current-thread and multi-thread) and async-std, and across them: guards
+//! dropped on one runtime wake a `wait` polled on another, and a trigger on one wakes
+//! waiters on all. `TaskSet::track` runs its tasks on async-std too.
 //!
 //! Every scenario goes through [`counts_while_running_then_drains`]: tasks report that
 //! they run and then block on a release channel; while they do, the group counts them
@@ -24,7 +25,7 @@ use common::pool::Pool;
 use common::{join_within, within, LIMIT};
 use futures_lite::future::{block_on, poll_once};
 use smol::LocalExecutor;
-use smol_graceful::{Group, Reason, Shutdown};
+use smol_graceful::{Group, Reason, Shutdown, TaskError, TaskSet};
 
 /// How many tasks each scenario runs.
 const TASKS: usize = 4;
@@ -261,11 +262,12 @@ fn one_group_drains_tasks_from_every_runtime_at_once() {
     let tokio_rt = tokio_multi_thread();
     let group = Group::new();
     let gate = Gate::new();
-    // Two on smol's executor, two on tokio, two on plain threads; the local executor's
-    // two run with the checks below.
+    // Two on smol's executor, two on tokio, two on async-std, two on plain threads; the
+    // local executor's two run with the checks below.
     for _ in 0..2 {
         group.spawn(&smol, gate.task()).unwrap().detach();
         tokio_rt.spawn(group.track(gate.task()).unwrap());
+        async_std::task::spawn(group.track(gate.task()).unwrap());
     }
     let threads: Vec<_> = (0..2)
         .map(|_| {
@@ -277,7 +279,7 @@ fn one_group_drains_tasks_from_every_runtime_at_once() {
     for _ in 0..2 {
         group.spawn_local(&local, gate.task()).unwrap().detach();
     }
-    block_on(local.run(counts_while_running_then_drains(&group, &gate, 8)));
+    block_on(local.run(counts_while_running_then_drains(&group, &gate, 10)));
     for thread in threads {
         join_within(thread);
     }
@@ -328,9 +330,10 @@ fn shutdown_triggered_on_tokio_wakes_waiters_on_every_runtime() {
     };
     let multi = tokio_multi_thread();
     let multi_waiter = multi.spawn(waiter("tokio multi-thread"));
+    let async_std_waiter = async_std::task::spawn(waiter("async-std"));
 
     let mut names = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..6 {
         names.push(waiting_rx.recv_timeout(LIMIT).expect("a waiter to start"));
     }
     names.sort_unstable();
@@ -349,18 +352,128 @@ fn shutdown_triggered_on_tokio_wakes_waiters_on_every_runtime() {
     assert!(triggered);
 
     let mut woke = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..6 {
         let (name, reason) = woke_rx.recv_timeout(LIMIT).expect("a waiter to wake");
         assert_eq!(reason, "error: stop from tokio", "{name}");
         woke.push(name);
     }
     woke.sort_unstable();
     assert_eq!(woke, names);
-    assert_eq!(woke.len(), 5);
+    assert_eq!(woke.len(), 6);
 
     multi.block_on(async { within("tokio waiter", multi_waiter).await.unwrap() });
+    async_std::task::block_on(within("async-std waiter", async_std_waiter));
     join_within(local);
     join_within(plain);
     join_within(current);
     smol.stop();
+}
+
+// ---------------------------------------------------------------------------------
+// async-std: deprecated in favour of smol, and its users are this crate's audience.
+// Its executor (async-global-executor) runs on threads of its own; `block_on` drives
+// the checks.
+
+#[test]
+fn async_std_spawn_counts_tasks_and_wait_resolves_after_them() {
+    let group = Group::new();
+    let gate = Gate::new();
+    let handles: Vec<_> = (0..TASKS)
+        .map(|_| async_std::task::spawn(group.track(gate.task()).unwrap()))
+        .collect();
+    async_std::task::block_on(async {
+        counts_while_running_then_drains(&group, &gate, TASKS).await;
+        for handle in handles {
+            within("an async-std task to join", handle).await;
+        }
+    });
+}
+
+#[test]
+fn shutdown_triggered_on_async_std_stops_its_tasks_and_wakes_block_on() {
+    let shutdown = Shutdown::new();
+    let group = Group::new();
+    let gate = Gate::new();
+    // Each task works until the shutdown, then says it stopped.
+    for _ in 0..TASKS {
+        let (shutdown, started) = (shutdown.clone(), gate.started_tx.clone());
+        let finished = Arc::clone(&gate.finished);
+        async_std::task::spawn(
+            group
+                .track(async move {
+                    started.send(()).await.unwrap();
+                    shutdown.triggered().await;
+                    finished.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap(),
+        );
+    }
+    async_std::task::block_on(async {
+        for _ in 0..TASKS {
+            within("a task to start", gate.started_rx.recv())
+                .await
+                .unwrap();
+        }
+        assert_eq!(group.len(), TASKS);
+        let mut waiter = pin!(shutdown.triggered());
+        assert!(
+            poll_once(waiter.as_mut()).await.is_none(),
+            "triggered early"
+        );
+        // Triggered from an async-std task; this `block_on` and the tasks wake.
+        let trigger = shutdown.clone();
+        let triggered = async_std::task::spawn(async move {
+            trigger.trigger_with(Reason::error("stop from async-std"))
+        });
+        assert!(within("the trigger task", triggered).await);
+        within("the waiter on block_on", waiter).await;
+        within("the group", group.wait()).await;
+    });
+    assert_eq!(gate.finished(), TASKS);
+    assert_eq!(
+        shutdown.reason().map(|r| r.to_string()).as_deref(),
+        Some("error: stop from async-std")
+    );
+}
+
+#[test]
+fn task_set_track_on_async_std_joins_results_and_the_first_error_stops_the_rest() {
+    // All succeed: the results, in spawn order.
+    let mut set = TaskSet::<usize, String>::new();
+    async_std::task::block_on(async {
+        for i in 0..TASKS {
+            let task = set.track(async move { Ok(i) }).await.unwrap();
+            async_std::task::spawn(task);
+        }
+        let results = within("join", set.join()).await;
+        assert_eq!(results, Ok((0..TASKS).collect::<Vec<_>>()));
+    });
+
+    // One fails: the set's shutdown stops the others, and `join` names the failure.
+    let mut set = TaskSet::<usize, String>::new();
+    let stopped = Arc::new(AtomicUsize::new(0));
+    async_std::task::block_on(async {
+        for i in 0..TASKS {
+            let (shutdown, stopped) = (set.shutdown().clone(), Arc::clone(&stopped));
+            let task = set
+                .track(async move {
+                    shutdown.triggered().await;
+                    stopped.fetch_add(1, Ordering::SeqCst);
+                    Ok(i)
+                })
+                .await
+                .unwrap();
+            async_std::task::spawn(task);
+        }
+        let failing = set
+            .track(async { Err("disk full".to_owned()) })
+            .await
+            .unwrap();
+        async_std::task::spawn(failing);
+        match within("join", set.join()).await {
+            Err(TaskError::Failed { error, .. }) => assert_eq!(error, "disk full"),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+    assert_eq!(stopped.load(Ordering::SeqCst), TASKS);
 }

@@ -4,9 +4,11 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
-use std::path::PathBuf;
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::subprocess::Process;
@@ -20,44 +22,69 @@ pub const STEP: Duration = Duration::from_secs(10);
 // `subprocess::Examples` builds with default features only, which `cargo build
 // --example http_server` refuses (`required-features`).
 pub fn example_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    let binary = BINARY.get_or_init(|| {
-        // This test runs from `<target>/<profile>/deps/`; examples live beside `deps`.
-        let exe = std::env::current_exe().expect("current_exe");
-        let deps = exe.parent().expect("deps dir");
-        let profile_dir = deps.parent().expect("profile dir");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "http_server",
-                "--features",
-                "hyper",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if let Some(target_dir) = profile_dir.parent() {
-            cargo.arg("--target-dir").arg(target_dir);
+    example_binary_with_features("hyper")
+}
+
+/// The example's binary built with `features` (a comma-separated list that includes
+/// `hyper`), once per test binary and feature list.
+pub fn example_binary_with_features(features: &str) -> PathBuf {
+    static BINARIES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut binaries = BINARIES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, binary)) = binaries.iter().find(|(f, _)| f == features) {
+        return binary.clone();
+    }
+    let binary = build_example(features);
+    binaries.push((features.to_owned(), binary.clone()));
+    binary
+}
+
+/// Builds the example with `features`; returns its binary: a link to the build named
+/// after the features (`examples/http_server--hyper,systemd`), since cargo puts the
+/// build of every feature set at `examples/http_server`, and a test binary that builds
+/// with other features must never run another's build. (cargo replaces that file, it
+/// does not rewrite it, so the link keeps this build.)
+fn build_example(features: &str) -> PathBuf {
+    // This test runs from `<target>/<profile>/deps/`; examples live beside `deps`.
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    let profile_dir = deps.parent().expect("profile dir");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "http_server",
+            "--features",
+            features,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if let Some(target_dir) = profile_dir.parent() {
+        cargo.arg("--target-dir").arg(target_dir);
+    }
+    match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            cargo.arg("--release");
         }
-        match profile_dir.file_name().and_then(|name| name.to_str()) {
-            Some("debug") | None => {}
-            Some("release") => {
-                cargo.arg("--release");
-            }
-            Some(profile) => {
-                cargo.args(["--profile", profile]);
-            }
+        Some(profile) => {
+            cargo.args(["--profile", profile]);
         }
-        let status = cargo.status().expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build --example http_server: {status}"
-        );
-        profile_dir.join("examples").join("http_server")
-    });
-    assert!(binary.exists(), "no example binary at {}", binary.display());
-    binary.clone()
+    }
+    let status = cargo.status().expect("run cargo build");
+    assert!(
+        status.success(),
+        "cargo build --example http_server --features {features}: {status}"
+    );
+    let examples = profile_dir.join("examples");
+    let built = examples.join("http_server");
+    assert!(built.exists(), "no example binary at {}", built.display());
+    let binary = examples.join(format!("http_server--{features}"));
+    let _ = std::fs::remove_file(&binary);
+    if std::fs::hard_link(&built, &binary).is_err() {
+        std::fs::copy(&built, &binary).expect("copy the example binary");
+    }
+    binary
 }
 
 /// The command that runs the example on `addr`, with `GRACE_MS` set to `grace_ms` (or
@@ -74,6 +101,48 @@ pub fn example_command(addr: &str, grace_ms: Option<u64>) -> Command {
         command.env("GRACE_MS", ms.to_string());
     }
     command
+}
+
+/// The command that runs `binary` the way a service manager starts a socket-activated
+/// service: with `listener` (a listening socket, or anything to test with) as its fd 3, `LISTEN_FDS=1` and `LISTEN_PID` set to its own
+/// pid (by `sh`, which then `exec`s `binary`, keeping that pid), and `args` after it.
+/// The environment of [`example_command`] otherwise.
+pub fn activated_command(binary: &Path, listener: &impl AsRawFd, args: &[&str]) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(r#"LISTEN_PID=$$ exec "$0" "$@""#)
+        .arg(binary)
+        .args(args)
+        .env("LISTEN_FDS", "1");
+    with_fd_3(&mut command, listener.as_raw_fd());
+    command
+        .env_remove("GRACE_MS")
+        .env_remove("HEADER_TIMEOUT_MS")
+        .env_remove("DRAIN_DELAY_MS")
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// Makes `fd` (which must stay open until the command is spawned) the child's fd 3, open
+/// across `exec`, as systemd passes a socket (`SD_LISTEN_FDS_START`).
+pub fn with_fd_3(command: &mut Command, fd: RawFd) {
+    // SAFETY: between fork and exec the closure calls only `dup2` and `fcntl`, which
+    // are async-signal-safe, allocates nothing, and touches no lock.
+    unsafe {
+        command.pre_exec(move || {
+            if fd == 3 {
+                // `dup2(3, 3)` would keep FD_CLOEXEC: clear it instead.
+                if libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, 3) == -1 {
+                // The copy `dup2` makes is open across exec.
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// A running example server; killed (and reaped) on drop if it is still running. It

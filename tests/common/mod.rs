@@ -12,6 +12,8 @@
 
 #[cfg(all(unix, feature = "smol", feature = "signal"))]
 pub mod http;
+#[cfg(unix)]
+pub mod notify;
 #[cfg(feature = "smol")]
 pub mod pool;
 #[cfg(all(unix, feature = "smol", feature = "signal"))]
