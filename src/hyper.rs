@@ -26,6 +26,7 @@ use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::futures::TriggeredOwned;
 use crate::{Closed, Group, Guard, Shutdown};
 
 /// Watches `conn`: it counts in `group` as `name` until it ends, and when
@@ -42,8 +43,17 @@ use crate::{Closed, Group, Guard, Shutdown};
 /// triggered, the first poll calls `graceful_shutdown` before anything else:
 /// an HTTP/1 connection then closes without reading a request.
 ///
-/// Costs one allocation for the trigger's future and one for a non-`'static`
-/// name, on top of what hyper allocates per connection.
+/// Costs one allocation for a non-`'static` name (the named guard's
+/// record), on top of what hyper allocates per connection.
+///
+/// A connection accepted just before the trigger may not have sent its
+/// first request yet: hyper treats it as idle and closes it unanswered, and
+/// HTTP clients do not retry a request on a *new* connection that closed.
+/// A server that wants to answer those (restarts under load) triggers each
+/// connection's `shutdown` a little later than the listener's, once the
+/// connection has started a request or had a moment to (the
+/// `http_server` example gives each new connection a second, as Go's
+/// `http.Server` gives five).
 ///
 /// # Errors
 ///
@@ -120,21 +130,12 @@ where
     F: FnOnce(Pin<&mut C>),
 {
     let guard = group.add_named(name)?;
-    let shutdown = shutdown.clone();
     Ok(Watched {
         conn,
-        on_trigger: Some(OnTrigger {
-            graceful_shutdown,
-            triggered: Box::pin(async move { shutdown.triggered().await }),
-        }),
+        triggered: shutdown.triggered_owned(),
+        graceful_shutdown: Some(graceful_shutdown),
         guard: Some(guard),
     })
-}
-
-/// What [`Watched`] does when the shutdown triggers, until it has done it.
-struct OnTrigger<F> {
-    graceful_shutdown: F,
-    triggered: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 pin_project! {
@@ -155,9 +156,10 @@ pin_project! {
     pub struct Watched<C, F> {
         #[pin]
         conn: C,
-        // `Some` until the shutdown has triggered and `graceful_shutdown`
-        // has been called.
-        on_trigger: Option<OnTrigger<F>>,
+        #[pin]
+        triggered: TriggeredOwned,
+        // `Some` until the shutdown has triggered and it has been called.
+        graceful_shutdown: Option<F>,
         // `Some` until `conn` has ended.
         guard: Option<Guard>,
     }
@@ -172,13 +174,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
         let mut this = self.project();
-        let triggered = match this.on_trigger {
-            Some(on_trigger) => on_trigger.triggered.as_mut().poll(cx).is_ready(),
-            None => false,
-        };
+        let triggered =
+            this.graceful_shutdown.is_some() && this.triggered.as_mut().poll(cx).is_ready();
         // Taken before the call: it is made once, even if it panics.
-        if let Some(on_trigger) = this.on_trigger.take_if(|_| triggered) {
-            (on_trigger.graceful_shutdown)(this.conn.as_mut());
+        if let Some(graceful_shutdown) = this.graceful_shutdown.take_if(|_| triggered) {
+            graceful_shutdown(this.conn.as_mut());
         }
         // Polled right after `graceful_shutdown`, so an idle connection
         // closes in this very poll.
@@ -191,7 +191,7 @@ where
 impl<C, F> fmt::Debug for Watched<C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watched")
-            .field("shutdown_called", &self.on_trigger.is_none())
+            .field("shutdown_called", &self.graceful_shutdown.is_none())
             .field("guard", &self.guard)
             .finish_non_exhaustive()
     }

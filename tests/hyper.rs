@@ -224,8 +224,11 @@ fn connections_still_open_past_the_grace_are_named_in_the_stragglers() {
     assert!(location.file().ends_with("hyper.rs"), "{location}");
     assert!(location.file().starts_with("tests"), "{location}");
 
-    for client in &mut held {
+    // Any held request may take any release: release them all, then read.
+    for _ in &held {
         server.release_one();
+    }
+    for client in &mut held {
         assert_eq!(client.receive().expect("answered").status, 200);
     }
 }
