@@ -178,6 +178,24 @@ struct Tally {
     lost: Vec<String>,
 }
 
+impl Tally {
+    /// Counts one request's outcome; `what` names it if it was lost.
+    fn record(
+        &mut self,
+        result: Result<(), Failure>,
+        started: Instant,
+        what: impl FnOnce() -> String,
+    ) {
+        match result {
+            Ok(()) => {
+                self.served += 1;
+                self.latencies.push(started.elapsed());
+            }
+            Err(f) => self.lost.push(format!("{}: {}", what(), f.error)),
+        }
+    }
+}
+
 /// A failed request: why, and whether the connection ended before any byte of an
 /// answer came (the case an HTTP client may retry, on a reused connection).
 struct Failure {
@@ -305,15 +323,7 @@ fn closing_client(addr: SocketAddr, client: usize, stop: &AtomicBool) -> Tally {
             let answer = request(&mut conn, &path, true)?;
             check(&answer, &body)
         });
-        match result {
-            Ok(()) => {
-                tally.served += 1;
-                tally.latencies.push(started.elapsed());
-            }
-            Err(f) => tally
-                .lost
-                .push(format!("client {client}, {path}: {}", f.error)),
-        }
+        tally.record(result, started, || format!("client {client}, {path}"));
     }
     tally
 }
@@ -354,15 +364,9 @@ fn keep_alive_client(addr: SocketAddr, client: usize, stop: &AtomicBool) -> Tall
                 Err(f) => break Err(f),
             }
         };
-        match result {
-            Ok(()) => {
-                tally.served += 1;
-                tally.latencies.push(started.elapsed());
-            }
-            Err(f) => tally
-                .lost
-                .push(format!("keep-alive client {client}, {path}: {}", f.error)),
-        }
+        tally.record(result, started, || {
+            format!("keep-alive client {client}, {path}")
+        });
     }
     tally
 }

@@ -44,39 +44,7 @@ pub fn example_binary_with_features(features: &str) -> PathBuf {
 /// with other features must never run another's build. (cargo replaces that file, it
 /// does not rewrite it, so the link keeps this build.)
 fn build_example(features: &str) -> PathBuf {
-    // This test runs from `<target>/<profile>/deps/`; examples live beside `deps`.
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("deps dir");
-    let profile_dir = deps.parent().expect("profile dir");
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "http_server",
-            "--features",
-            features,
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if let Some(target_dir) = profile_dir.parent() {
-        cargo.arg("--target-dir").arg(target_dir);
-    }
-    match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            cargo.arg("--release");
-        }
-        Some(profile) => {
-            cargo.args(["--profile", profile]);
-        }
-    }
-    let status = cargo.status().expect("run cargo build");
-    assert!(
-        status.success(),
-        "cargo build --example http_server --features {features}: {status}"
-    );
-    let examples = profile_dir.join("examples");
+    let examples = super::subprocess::build_examples(&["http_server"], Some(features));
     let built = examples.join("http_server");
     assert!(built.exists(), "no example binary at {}", built.display());
     let binary = examples.join(format!("http_server--{features}"));

@@ -70,14 +70,18 @@ impl Examples {
             "{example:?} is not among {:?}",
             self.names
         );
-        let binary = self.dir.get_or_init(|| build(self.names)).join(example);
+        let binary = self
+            .dir
+            .get_or_init(|| build_examples(self.names, None))
+            .join(example);
         assert!(binary.exists(), "no example binary at {}", binary.display());
         binary
     }
 }
 
-/// Builds the examples `names`; returns the directory they are in.
-fn build(names: &[&str]) -> PathBuf {
+/// Builds the examples `names` (with `features`, if any); returns the directory
+/// they are in.
+pub fn build_examples(names: &[&str], features: Option<&str>) -> PathBuf {
     // This test runs from `<target>/<profile>/deps/`; examples live beside `deps`.
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
@@ -90,6 +94,9 @@ fn build(names: &[&str]) -> PathBuf {
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     for name in names {
         cargo.args(["--example", name]);
+    }
+    if let Some(features) = features {
+        cargo.args(["--features", features]);
     }
     // The target dir this test was built in (`CARGO_TARGET_DIR` or the default), so
     // the binaries land where we look for them.
@@ -108,7 +115,7 @@ fn build(names: &[&str]) -> PathBuf {
     let status = cargo.status().expect("run cargo build");
     assert!(
         status.success(),
-        "cargo build --example {names:?}: {status}"
+        "cargo build --example {names:?} --features {features:?}: {status}"
     );
     profile_dir.join("examples")
 }
