@@ -25,9 +25,7 @@
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
-use smol::Timer;
 #[cfg(doc)]
 use smol::{Executor, LocalExecutor};
 
@@ -37,16 +35,22 @@ use crate::shutdown::Reason;
 use crate::shutdown::Shutdown;
 use crate::stragglers::Stragglers;
 
+mod abort;
 mod error;
 mod futures;
+mod join;
 mod permit;
 mod slot;
 mod spawn;
+mod spawner;
 mod user_code;
 
 pub use self::error::{TaskError, TaskSetClosed, TrySpawnError};
-pub use self::futures::{Join, JoinTimeout, Reserve, Spawn, SpawnBlocking, Track, TrackedTask};
+pub use self::futures::{
+    Join, JoinNext, JoinTimeout, Reserve, Spawn, SpawnBlocking, SpawnLocal, Track, TrackedTask,
+};
 pub use self::permit::Permit;
+pub use self::spawner::Spawner;
 
 use self::permit::Limit;
 use self::slot::Shared;
@@ -194,10 +198,8 @@ use self::user_code::user_code;
 ///   smol, async-executor or (with [`track`](Self::track)) any runtime,
 ///   counts blocking work, and has a concurrency limit.
 pub struct TaskSet<T, E> {
-    group: Group,
-    /// A std `Arc`: task sets are never built under loom.
-    shared: Arc<Shared<T, E>>,
-    limit: Option<Limit>,
+    /// The set's group and table; cloned by [`spawner`](Self::spawner).
+    spawner: Spawner<T, E>,
     /// True once a [`Join`] has returned the outcomes: they are gone.
     joined: bool,
 }
@@ -238,9 +240,10 @@ impl<T, E> TaskSet<T, E> {
 
     fn with_shutdown(shutdown: Shutdown) -> TaskSet<T, E> {
         TaskSet {
-            group: Group::new(),
-            shared: Arc::new(Shared::new(shutdown)),
-            limit: None,
+            spawner: Spawner {
+                group: Group::new(),
+                shared: Arc::new(Shared::new(shutdown)),
+            },
             joined: false,
         }
     }
@@ -274,10 +277,13 @@ impl<T, E> TaskSet<T, E> {
             );
         };
         assert!(
-            self.shared.never_spawned(),
+            self.spawner.shared.never_spawned(),
             "TaskSet::with_limit must be called before the first spawn"
         );
-        self.limit = Some(Limit::new(max));
+        let Some(shared) = Arc::get_mut(&mut self.spawner.shared) else {
+            panic!("TaskSet::with_limit must be called before TaskSet::spawner");
+        };
+        shared.limit = Some(Limit::new(max));
         self
     }
 
@@ -291,7 +297,7 @@ impl<T, E> TaskSet<T, E> {
     /// assert_eq!(TaskSet::<(), String>::new().limit(), None);
     /// ```
     pub fn limit(&self) -> Option<usize> {
-        self.limit.as_ref().map(Limit::max)
+        self.spawner.shared.limit.as_ref().map(Limit::max)
     }
 
     /// The set's shutdown: give a clone to each task so it can stop when a
@@ -321,7 +327,7 @@ impl<T, E> TaskSet<T, E> {
     /// }));
     /// ```
     pub fn shutdown(&self) -> &Shutdown {
-        &self.shared.shutdown
+        &self.spawner.shared.shutdown
     }
 
     /// The number of tasks that have been spawned and have not ended yet.
@@ -340,7 +346,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn len(&self) -> usize {
-        self.group.len()
+        self.spawner.group.len()
     }
 
     /// True if no spawned task is still running.
@@ -351,7 +357,7 @@ impl<T, E> TaskSet<T, E> {
     /// assert!(smol_graceful::TaskSet::<(), String>::new().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.group.is_empty()
+        self.spawner.group.is_empty()
     }
 
     /// A snapshot of the running tasks, each by its name (or `task #i`),
@@ -370,7 +376,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn stragglers(&self) -> Stragglers {
-        self.shared.stragglers(&self.group)
+        self.spawner.shared.stragglers(&self.spawner.group)
     }
 
     /// Waits for a free slot and returns a [`Permit`] to spawn one task with:
@@ -415,7 +421,7 @@ impl<T, E> TaskSet<T, E> {
     /// }));
     /// ```
     pub fn reserve(&self) -> Reserve<'_, T, E> {
-        Reserve::new(self, self.limit.as_ref().map(Limit::acquire))
+        self.spawner.reserve()
     }
 
     /// Returns a [`Permit`] at once if a slot is free.
@@ -439,128 +445,7 @@ impl<T, E> TaskSet<T, E> {
     /// assert!(set.try_reserve().is_ok());
     /// ```
     pub fn try_reserve(&self) -> Result<Permit<'_, T, E>, TrySpawnError> {
-        if self.group.is_closed() {
-            return Err(TrySpawnError::Closed);
-        }
-        let permit = match &self.limit {
-            None => None,
-            Some(limit) => Some(limit.try_acquire().ok_or(TrySpawnError::Full)?),
-        };
-        Ok(Permit::new(self, permit))
-    }
-
-    /// Closes the set, waits until every task has ended, and returns the
-    /// first failure or every result in spawn order.
-    ///
-    /// Closing comes first, at the call: a spawn after it returns
-    /// [`TaskSetClosed`], even if this future is dropped unpolled.
-    /// "First" means first to end: see the [type docs](Self). Tasks are not
-    /// told to stop: if nothing failed, `join` waits for them to finish on
-    /// their own; trigger [`shutdown`](Self::shutdown) first to stop them.
-    ///
-    /// When it returns, `join` triggers the set's [`shutdown`](Self::shutdown)
-    /// with [`Reason::Finished`] (a failure that triggered it first keeps its
-    /// [`Reason::Error`]), as errgroup's `Wait` cancels the context of
-    /// `WithContext`: whatever still watches the set's shutdown stops too.
-    ///
-    /// # Errors
-    ///
-    /// The first [`TaskError`]: a task that returned `Err`, panicked or was
-    /// dropped before it finished.
-    ///
-    /// # Panics
-    ///
-    /// If an earlier `join` on this set already returned: the outcomes were
-    /// handed out then.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: dropping the future loses no outcome, and a later `join`
-    /// (or [`join_timeout`](Self::join_timeout)) picks up where it left off.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use smol::Executor;
-    /// use smol_graceful::TaskSet;
-    ///
-    /// let ex = Executor::new();
-    /// let mut set = TaskSet::new();
-    /// smol::block_on(ex.run(async {
-    ///     set.spawn(&ex, async { Ok::<_, String>("a") }).await.unwrap();
-    ///     set.spawn_blocking("b", || Ok("b")).await.unwrap();
-    ///     assert_eq!(set.join().await.unwrap(), ["a", "b"]);
-    ///     assert!(set.spawn(&ex, async { Ok("c") }).await.is_err()); // closed
-    /// }));
-    /// ```
-    pub fn join(&mut self) -> Join<'_, T, E> {
-        assert!(
-            !self.joined,
-            "TaskSet::join called after a join already returned the outcomes"
-        );
-        Join::new(self.group.wait(), &self.shared, &mut self.joined)
-    }
-
-    /// [`join`](Self::join) with a deadline: gives up after `timeout` and
-    /// names the tasks still running. The clock starts at the call.
-    ///
-    /// The set is closed at the call, as with `join` (later spawns return
-    /// [`TaskSetClosed`], even if this future is dropped). After a timeout the
-    /// set keeps every outcome; trigger [`shutdown`](Self::shutdown) and join
-    /// again, or drop the set and leave the stragglers behind.
-    ///
-    /// # Errors
-    ///
-    /// `Err(stragglers)` if the time ran out with tasks still running: how
-    /// many, and their names and ages. Otherwise `Ok` of what
-    /// [`join`](Self::join) returns, and the shutdown is triggered as `join`
-    /// does; after `Err`, it is not (trigger it yourself, or drop the set).
-    ///
-    /// Finished work wins a tie: if the last task ends just as the time runs
-    /// out, so that every task has ended when the expired future looks, it
-    /// returns `Ok` with the outcome, never `Err` with an empty report. A
-    /// `timeout` of zero thus collects a set whose work is already done.
-    ///
-    /// # Panics
-    ///
-    /// If an earlier join on this set already returned.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe, like [`join`](Self::join).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use smol_graceful::TaskSet;
-    ///
-    /// # smol::block_on(async {
-    /// let mut set = TaskSet::<(), String>::new();
-    /// let stuck = set.reserve().await.unwrap().named("stuck").track(async {
-    ///     std::future::pending::<()>().await;
-    ///     Ok(())
-    /// });
-    /// let stragglers = set.join_timeout(Duration::from_millis(10)).await.unwrap_err();
-    /// assert_eq!(stragglers.names(), ["stuck"]);
-    ///
-    /// drop(stuck); // a task dropped before it finished counts as cancelled
-    /// let error = set.join().await.unwrap_err();
-    /// assert_eq!(error.to_string(), "stuck was cancelled before it finished");
-    /// # });
-    /// ```
-    pub fn join_timeout(&mut self, timeout: Duration) -> JoinTimeout<'_, T, E> {
-        let timer = Timer::after(timeout);
-        let group = &self.group;
-        assert!(
-            !self.joined,
-            "TaskSet::join_timeout called after a join already returned the outcomes"
-        );
-        JoinTimeout::new(
-            Join::new(group.wait(), &self.shared, &mut self.joined),
-            timer,
-            group,
-        )
+        self.spawner.try_reserve()
     }
 }
 
@@ -577,7 +462,7 @@ impl<T, E> Drop for TaskSet<T, E> {
         if !self.joined {
             // The trigger takes effect before it logs; a panicking logger
             // must not turn a drop during unwinding into an abort.
-            user_code(|| self.shared.shutdown.trigger());
+            user_code(|| self.spawner.shared.shutdown.trigger());
         }
     }
 }
@@ -587,7 +472,7 @@ impl<T, E> fmt::Debug for TaskSet<T, E> {
         f.debug_struct("TaskSet")
             .field("len", &self.len())
             .field("limit", &self.limit())
-            .field("shutdown", &self.shared.shutdown)
+            .field("shutdown", &self.spawner.shared.shutdown)
             .field("joined", &self.joined)
             .finish_non_exhaustive()
     }

@@ -79,7 +79,7 @@ fn track_records_the_callers_line() {
 fn spawn_blocking_records_the_callers_line() {
     let mut set = TaskSet::<(), String>::new();
     let (release, f) = blocking_until_released();
-    let (line, spawned) = (line!(), set.spawn_blocking("b", f));
+    let (line, spawned) = (line!(), set.spawn_blocking_named("b", f));
     run_bounded(spawned).unwrap();
     assert_started_at(&set, line);
     release.send(()).unwrap();
