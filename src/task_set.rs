@@ -243,6 +243,7 @@ impl<T, E> TaskSet<T, E> {
             spawner: Spawner {
                 group: Group::new(),
                 shared: Arc::new(Shared::new(shutdown)),
+                strict: true,
             },
             joined: false,
         }
@@ -346,7 +347,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn len(&self) -> usize {
-        self.spawner.group.len()
+        self.spawner.shared.len(&self.spawner.group)
     }
 
     /// True if no spawned task is still running.

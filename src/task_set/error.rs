@@ -77,7 +77,7 @@ impl<E> TaskError<E> {
     ///
     /// # smol::block_on(async {
     /// let mut set = TaskSet::<(), &str>::new();
-    /// set.spawn_blocking("fsync", || Err("disk full")).await.unwrap();
+    /// set.spawn_blocking_named("fsync", || Err("disk full")).await.unwrap();
     /// assert_eq!(set.join().await.unwrap_err().task(), "fsync");
     /// # });
     /// ```
@@ -100,7 +100,7 @@ impl<E> TaskError<E> {
     ///
     /// # smol::block_on(async {
     /// let mut set = TaskSet::<(), io::Error>::new();
-    /// set.spawn_blocking("open", || Err(io::ErrorKind::NotFound.into())).await.unwrap();
+    /// set.spawn_blocking_named("open", || Err(io::ErrorKind::NotFound.into())).await.unwrap();
     /// let error = set.join().await.unwrap_err().into_error().unwrap();
     /// assert_eq!(error.kind(), io::ErrorKind::NotFound);
     /// # });

@@ -154,7 +154,7 @@ impl<'s, T, E> Future for Reserve<'s, T, E> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let spawner: &'s Spawner<T, E> = this.spawner;
-        if spawner.group.is_closed() {
+        if spawner.is_closed() {
             return Poll::Ready(Err(TaskSetClosed));
         }
         let permit = match this.acquire.as_pin_mut() {
@@ -163,7 +163,7 @@ impl<'s, T, E> Future for Reserve<'s, T, E> {
         };
         // The group may have closed while this waited: then the slot is
         // released and the reservation fails.
-        let guard = spawner.group.add().map_err(|_| TaskSetClosed)?;
+        let guard = spawner.add_guard().map_err(|_| TaskSetClosed)?;
         Poll::Ready(Ok(Permit::new(spawner, permit, guard)))
     }
 }

@@ -72,7 +72,7 @@ impl<T, E> TaskSet<T, E> {
     /// let mut set = TaskSet::new();
     /// smol::block_on(ex.run(async {
     ///     set.spawn(&ex, async { Ok::<_, String>("a") }).await.unwrap();
-    ///     set.spawn_blocking("b", || Ok("b")).await.unwrap();
+    ///     set.spawn_blocking_named("b", || Ok("b")).await.unwrap();
     ///     assert_eq!(set.join().await.unwrap(), ["a", "b"]);
     ///     assert!(set.spawn(&ex, async { Ok("c") }).await.is_err()); // closed
     /// }));

@@ -53,6 +53,13 @@
 //!    bodies, the logger) runs under `user_code` (see `user_code.rs`),
 //!    outside the table's lock, so a panic there cannot stop the set from
 //!    recording an outcome, triggering its shutdown or answering `join`.
+//! 6. `State::anchor` is `Some` exactly while `running > 0` (set by the
+//!    `register` that makes `running` 1, taken by the `settle` that makes it
+//!    0, under the lock), so it never keeps the group from draining once no
+//!    task runs, and reports subtract it. A spawner whose `add` fails
+//!    because `join` closed the group clones it: like Go's `WaitGroup.Add`
+//!    while the counter is above zero, a task may add work while the set
+//!    is being joined, and a set that drained (or was aborted) takes none.
 //!
 //! # Deadlock safety
 //!
@@ -116,6 +123,10 @@ struct State<T, E> {
     failed: bool,
     /// The waker of a pending `join_next`, woken when an outcome is queued.
     next_waker: Option<Waker>,
+    /// A guard held while `running > 0`, that a [`Spawner`](super::Spawner)
+    /// clones to add a task after `join` closed the group: a running task
+    /// proves the set is not done (invariant 6).
+    anchor: Option<Guard>,
 }
 
 impl<T, E> Drop for State<T, E> {
@@ -169,6 +180,7 @@ impl<T, E> Shared<T, E> {
                 completed: VecDeque::new(),
                 failed: false,
                 next_waker: None,
+                anchor: None,
             }),
         }
     }
@@ -186,7 +198,7 @@ impl<T, E> Shared<T, E> {
         // Read under the table's lock: a task counts before it is listed
         // (`register`) and is unlisted before it stops counting (`settle`),
         // both under this lock, so `count >= named.len()` (invariant 1).
-        let count = group.len();
+        let count = group.len() - usize::from(state.anchor.is_some());
         let named = state
             .outcomes
             .iter()
@@ -205,6 +217,22 @@ impl<T, E> Shared<T, E> {
             })
             .collect();
         Stragglers::new(count, named)
+    }
+
+    /// How many tasks run (and unused permits wait), not counting the
+    /// anchor: read under the table's lock, which sets and drops it.
+    pub(super) fn len(&self, group: &Group) -> usize {
+        let state = lock(&self.state);
+        group.len() - usize::from(state.anchor.is_some())
+    }
+
+    /// A new guard while a task still runs and the set was not aborted:
+    /// how a spawner adds a task after `join` closed the group (invariant 6).
+    pub(super) fn anchor_guard(&self) -> Option<Guard> {
+        if self.abort.is_aborted() {
+            return None;
+        }
+        lock(&self.state).anchor.clone()
     }
 
     /// The next finished task in completion order, for `join_next`:
@@ -349,6 +377,9 @@ impl<T, E> Slot<T, E> {
                 born: Instant::now(),
                 location,
             });
+            if state.running == 0 {
+                state.anchor = Some(guard.clone());
+            }
             state.running += 1;
             index
         };
@@ -404,11 +435,18 @@ impl<T, E> Slot<T, E> {
                 None => Some(entry),
             };
             state.running = state.running.saturating_sub(1);
-            (state.next_waker.take(), unrecorded)
+            let anchor = if state.running == 0 {
+                state.anchor.take()
+            } else {
+                None
+            };
+            (state.next_waker.take(), unrecorded, anchor)
         };
-        let (waker, unrecorded) = waker;
-        // Not under the lock: user code (invariant 5).
+        let (waker, unrecorded, anchor) = waker;
+        // Not under the lock: user code (invariant 5), and a guard's drop
+        // may finish the group and wake its waiters.
         drop_quietly(unrecorded);
+        drop(anchor);
         if let Some(waker) = waker {
             waker.wake();
         }

@@ -412,9 +412,13 @@ impl<T, E> TaskSet<T, E> {
     ///     all.sort();
     ///     assert_eq!(all, [1, 2]);
     ///     assert!(spawner.is_closed()); // kept alive, but the set is over
+    ///     assert!(spawner.try_spawn(&ex, async { Ok(3) }).is_err());
     /// }));
     /// ```
     pub fn spawner(&self) -> Spawner<T, E> {
-        self.spawner.clone()
+        Spawner {
+            strict: false,
+            ..self.spawner.clone()
+        }
     }
 }

@@ -22,7 +22,7 @@ use super::permit::{Limit, Permit};
 use super::slot::Shared;
 #[cfg(doc)]
 use super::TaskSet;
-use crate::group::Group;
+use crate::group::{Closed, Group, Guard};
 use crate::shutdown::Shutdown;
 
 /// A cloneable handle that spawns tasks into a [`TaskSet`] until the set is
@@ -30,16 +30,21 @@ use crate::shutdown::Shutdown;
 ///
 /// Made by [`TaskSet::spawner`]. `Send + Sync` (when `T` and `E` are
 /// `Send`) and `'static`: move a clone into each task. Its spawns obey the
-/// set's limit, take names, record the caller's line and fail the same way
-/// as the set's own ([`TaskSetClosed`] once [`join`](TaskSet::join),
-/// [`join_timeout`](TaskSet::join_timeout) or [`abort`](TaskSet::abort)
-/// has been called).
+/// set's limit, take names and record the caller's line, as the set's own.
 ///
-/// `join` waits for *tasks*, not for spawners: a spawner that outlives the
-/// join (kept in a struct, say) does not keep it waiting, and can spawn
-/// nothing afterwards. A task that spawns before it returns is still
-/// running when it spawns, so `join` waits for its children too, however
-/// deep the recursion goes.
+/// **When it is closed.** Unlike the set's own spawn methods, which fail
+/// once [`join`](TaskSet::join) has been called, a spawner keeps adding
+/// tasks while a `join` waits, as long as a task of the set is still
+/// running: as Go's `g.Go` from inside a goroutine works while `g.Wait`
+/// waits (a `WaitGroup.Add` while the counter is above zero). A task that
+/// spawns is still running when it spawns, so `join` waits for its
+/// children too, however deep the recursion goes. Once the set has drained
+/// after a join, or after [`abort`](TaskSet::abort), every spawn fails with
+/// [`TaskSetClosed`] ([`TrySpawnError::Closed`]).
+///
+/// **`join` waits for tasks, not for spawners**: a spawner that outlives the
+/// join (kept in a struct, say) does not keep it waiting; it can spawn
+/// nothing afterwards.
 ///
 /// # Examples
 ///
@@ -78,6 +83,10 @@ pub struct Spawner<T, E> {
     pub(super) group: Group,
     /// A std `Arc`: task sets are never built under loom.
     pub(super) shared: Arc<Shared<T, E>>,
+    /// True for the set's own spawner, which takes no task once `join` was
+    /// called; false for the ones [`TaskSet::spawner`] hands out, which
+    /// take tasks while one still runs (invariant 6 of `slot.rs`).
+    pub(super) strict: bool,
 }
 
 impl<T, E> Clone for Spawner<T, E> {
@@ -85,6 +94,7 @@ impl<T, E> Clone for Spawner<T, E> {
         Spawner {
             group: self.group.clone(),
             shared: Arc::clone(&self.shared),
+            strict: self.strict,
         }
     }
 }
@@ -112,7 +122,8 @@ impl<T, E> Spawner<T, E> {
         &self.shared.shutdown
     }
 
-    /// True once the set takes no more tasks: a join or an abort was called.
+    /// True once this spawner can add no more tasks: the set was aborted, or
+    /// a join was called and no task of the set is still running.
     ///
     /// # Examples
     ///
@@ -124,6 +135,18 @@ impl<T, E> Spawner<T, E> {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.group.is_closed()
+            && (self.strict || self.shared.abort.is_aborted() || self.shared.len(&self.group) == 0)
+    }
+
+    /// A guard for a new task: from the group while it is open; after a
+    /// join closed it, a clone of the anchor while a task still runs
+    /// (invariant 6 of `slot.rs`), unless this is the set's own spawner.
+    pub(super) fn add_guard(&self) -> Result<Guard, Closed> {
+        match self.group.add() {
+            Ok(guard) => Ok(guard),
+            Err(closed) if self.strict => Err(closed),
+            Err(closed) => self.shared.anchor_guard().ok_or(closed),
+        }
     }
 
     /// [`TaskSet::reserve`], from a spawner.
@@ -169,7 +192,7 @@ impl<T, E> Spawner<T, E> {
     /// # drop(permit);
     /// ```
     pub fn try_reserve(&self) -> Result<Permit<'_, T, E>, TrySpawnError> {
-        if self.group.is_closed() {
+        if self.is_closed() {
             return Err(TrySpawnError::Closed);
         }
         let permit = match &self.shared.limit {
@@ -177,7 +200,7 @@ impl<T, E> Spawner<T, E> {
             Some(limit) => Some(limit.try_acquire().ok_or(TrySpawnError::Full)?),
         };
         // The group may close between the check and here: then this fails.
-        let guard = self.group.add()?;
+        let guard = self.add_guard()?;
         Ok(Permit::new(self, permit, guard))
     }
 }
