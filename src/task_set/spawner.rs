@@ -42,6 +42,13 @@ use crate::shutdown::Shutdown;
 /// after a join, or after [`abort`](TaskSet::abort), every spawn fails with
 /// [`TaskSetClosed`] ([`TrySpawnError::Closed`]).
 ///
+/// **A limit and recursion.** A task that waits in
+/// [`spawn`](Self::spawn) for a free slot holds its own: if every running
+/// task does, none can finish (Go's `SetLimit` with a recursive `Go` has the
+/// same trap). Under a limit, spawn children with
+/// [`try_spawn`](Self::try_spawn) and do the work inline when it says
+/// [`TrySpawnError::Full`].
+///
 /// **`join` waits for tasks, not for spawners**: a spawner that outlives the
 /// join (kept in a struct, say) does not keep it waiting; it can spawn
 /// nothing afterwards.
