@@ -15,9 +15,14 @@
 //!   invariants and lock order;
 //! - `task_set/permit.rs`: the limit and [`Permit`];
 //! - `task_set/spawn.rs`: the ways to add a task (`spawn`, `track`, ...);
+//! - `task_set/spawner.rs`: [`Spawner`], which every way to add a task
+//!   goes through, and which tasks hold to add tasks;
+//! - `task_set/join.rs`: `join`, `join_timeout`, `join_next` (and the
+//!   `Stream`), `abort`;
+//! - `task_set/abort.rs`: the abort flag and each task's watch on it;
 //! - `task_set/futures.rs`: the named futures ([`Reserve`], [`Spawn`],
-//!   [`Track`], [`SpawnBlocking`], [`TrackedTask`], [`Join`],
-//!   [`JoinTimeout`]);
+//!   [`SpawnLocal`], [`Track`], [`SpawnBlocking`], [`TrackedTask`],
+//!   [`Join`], [`JoinNext`], [`JoinTimeout`]);
 //! - `task_set/error.rs`: [`TaskError`], [`TaskSetClosed`],
 //!   [`TrySpawnError`];
 //! - `task_set/user_code.rs`: running user code that may panic.
@@ -80,7 +85,8 @@ use self::user_code::user_code;
 ///   be dropped before it finished ([`TaskError::Cancelled`]) triggers the
 ///   set's [`shutdown`](Self::shutdown) with [`Reason::Error`], whose message
 ///   is the error's `Display`. The error value itself is kept for `join`.
-///   Later failures are logged at debug level and dropped.
+///   Later failures are logged at debug level and kept for
+///   [`join_next`](Self::join_next).
 /// - **Cancellation is cooperative.** Triggering the shutdown does not drop
 ///   any task: each one sees [`Shutdown::triggered`] (or wraps its work in
 ///   [`Shutdown::run_until_triggered`]) and returns, as in Go where
@@ -91,6 +97,18 @@ use self::user_code::user_code;
 ///   [`join_timeout`](Self::join_timeout) gives up after a deadline and names
 ///   the [`Stragglers`], blocking threads included. Both are cancel-safe:
 ///   drop one and join again later.
+/// - **Completion order.** [`join_next`](Self::join_next) (and the set as a
+///   `Stream`) hands out each task's name and outcome as it finishes,
+///   every failure included, without closing the set; a later `join`
+///   returns what it did not hand out.
+/// - **Adding tasks from tasks.** A [`Spawner`] ([`spawner`](Self::spawner))
+///   is a cloneable, `'static` handle that tasks keep to spawn more tasks
+///   (recursive fan-out), while a `join` waits too, as long as a task of the
+///   set still runs.
+/// - **Forcing.** [`abort`](Self::abort) cuts every async task that has not
+///   finished at its next poll (it ends as [`TaskError::Cancelled`]);
+///   blocking ones run on. `join_timeout`, then `abort`, then `join` is
+///   "grace, then force".
 /// - **The set's shutdown ends with it.** When `join` (or `join_timeout`)
 ///   returns the outcome, it triggers the set's shutdown, with
 ///   [`Reason::Finished`] unless a failure triggered it first: as Go's
@@ -111,9 +129,10 @@ use self::user_code::user_code;
 ///   Dropping a set that was not joined triggers its shutdown, so its tasks
 ///   stop, but nothing waits for them: join a set before you drop it.
 ///
-/// A set keeps one `Option<T>` per task until it is joined, so a set that
-/// lives as long as a server and spawns a task per request grows by that much
-/// per request; use `T = ()` (one byte) there, or a set per batch.
+/// A set keeps one entry per task until it is joined (the result until
+/// [`join_next`](Self::join_next) hands it out, then a few words), so a set
+/// that lives as long as a server and spawns a task per request grows by
+/// that much per request; use a set per batch there.
 ///
 /// The error type needs only [`Display`](fmt::Display) (to write the
 /// shutdown's reason), so `std::io::Error`, `String`, `&str` and
@@ -189,14 +208,18 @@ use self::user_code::user_code;
 ///   returns every result in spawn order, a panic becomes an error that names
 ///   its task instead of crashing the process, and `join_timeout` names the
 ///   tasks that did not finish.
+///   A [`Spawner`] is `g.Go` from inside a goroutine.
 /// - Python's `asyncio.TaskGroup`: the same "first failure stops the rest",
-///   but tasks are *asked* to stop (cooperatively, through the shutdown)
-///   rather than cancelled at their next `await`, and `join` returns the first
-///   error rather than an exception group.
-/// - tokio's `JoinSet`: yields results in completion order and aborts its
-///   tasks on drop, and needs tokio. A `TaskSet` keeps spawn order, runs on
-///   smol, async-executor or (with [`track`](Self::track)) any runtime,
-///   counts blocking work, and has a concurrency limit.
+///   but tasks are first *asked* to stop (cooperatively, through the
+///   shutdown); [`abort`](Self::abort) cancels them at their next poll as a
+///   `TaskGroup` does at their next `await`. `join` returns the first error
+///   rather than an exception group ([`join_next`](Self::join_next) hands
+///   out every one).
+/// - tokio's `JoinSet`: [`join_next`](Self::join_next) and
+///   [`abort`](Self::abort) are its `join_next` and `abort_all`. A `JoinSet`
+///   aborts its tasks on drop and needs tokio; a `TaskSet` asks them to stop
+///   on drop, runs on smol, async-executor or (with [`track`](Self::track))
+///   any runtime, counts blocking work, and has a concurrency limit.
 pub struct TaskSet<T, E> {
     /// The set's group and table; cloned by [`spawner`](Self::spawner).
     spawner: Spawner<T, E>,
@@ -331,7 +354,8 @@ impl<T, E> TaskSet<T, E> {
         &self.spawner.shared.shutdown
     }
 
-    /// The number of tasks that have been spawned and have not ended yet.
+    /// The number of tasks that have been spawned and have not ended yet
+    /// (a [`Spawner`]'s reserved [`Permit`] that is not used yet counts too).
     ///
     /// # Examples
     ///

@@ -460,7 +460,9 @@ fn join_closes_the_set_so_later_spawns_fail() {
         assert_eq!(set.reserve().await.unwrap_err(), TaskSetClosed);
         assert!(set.track(async { Ok(()) }).await.is_err());
         assert_eq!(
-            set.spawn_blocking_named("late", || Ok(())).await.unwrap_err(),
+            set.spawn_blocking_named("late", || Ok(()))
+                .await
+                .unwrap_err(),
             TaskSetClosed
         );
     }));

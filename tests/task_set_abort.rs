@@ -46,7 +46,10 @@ fn abort_wakes_a_pending_task_and_drops_its_future_at_the_next_poll() {
     assert!(waker.poll(task.as_mut()).is_pending());
     set.abort();
     assert!(waker.take_woken(), "abort woke the task");
-    assert!(!dropped.load(Ordering::SeqCst), "cut at the next poll, not before");
+    assert!(
+        !dropped.load(Ordering::SeqCst),
+        "cut at the next poll, not before"
+    );
     assert!(waker.poll(task.as_mut()).is_ready());
     assert!(dropped.load(Ordering::SeqCst), "the body was dropped");
     let error = run_bounded(set.join()).unwrap_err();
@@ -93,7 +96,9 @@ fn finished_tasks_keep_their_results_and_blocking_tasks_run_on() {
     run_bounded(ex.run(async {
         set.spawn(&ex, async { Ok(1) }).await.unwrap();
         set.spawn_blocking_named("disk", move || {
-            released.recv_timeout(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+            released
+                .recv_timeout(Duration::from_secs(5))
+                .map_err(|e| e.to_string())?;
             Ok(2)
         })
         .await

@@ -19,7 +19,11 @@ use smol::{channel, Executor};
 use smol_graceful::{TaskError, TaskSet};
 
 /// Spawns `n` tasks named `t{i}`, each waiting for its gate and returning `i`.
-async fn gated(set: &TaskSet<usize, String>, ex: &Executor<'_>, n: usize) -> Vec<channel::Sender<()>> {
+async fn gated(
+    set: &TaskSet<usize, String>,
+    ex: &Executor<'_>,
+    n: usize,
+) -> Vec<channel::Sender<()>> {
     let mut gates = Vec::new();
     for i in 0..n {
         let (open, wait) = channel::bounded::<()>(1);
@@ -43,11 +47,20 @@ fn yields_in_completion_order_with_names_then_none() {
         for i in [2, 0, 3, 1] {
             gates[i].send(()).await.unwrap();
             let (name, result) = set.join_next().await.unwrap();
-            assert_eq!((name.as_ref(), result.unwrap()), (format!("t{i}").as_str(), i));
+            assert_eq!(
+                (name.as_ref(), result.unwrap()),
+                (format!("t{i}").as_str(), i)
+            );
         }
         assert!(set.join_next().await.is_none());
-        assert!(!set.shutdown().is_triggered(), "join_next does not end the set");
-        assert!(set.try_reserve().is_ok(), "join_next does not close the set");
+        assert!(
+            !set.shutdown().is_triggered(),
+            "join_next does not end the set"
+        );
+        assert!(
+            set.try_reserve().is_ok(),
+            "join_next does not close the set"
+        );
     }));
 }
 
@@ -79,7 +92,10 @@ fn join_next_is_cancel_safe() {
     let ex = Executor::new();
     let mut set = TaskSet::<usize, String>::new();
     let gates = run_bounded(gated(&set, &ex, 1));
-    assert!(block_on(poll_once(set.join_next())).is_none(), "pending, then dropped");
+    assert!(
+        block_on(poll_once(set.join_next())).is_none(),
+        "pending, then dropped"
+    );
     gates[0].try_send(()).unwrap();
     while ex.try_tick() {}
     let (_, result) = run_bounded(set.join_next()).unwrap();
@@ -101,7 +117,10 @@ fn join_returns_what_join_next_did_not_hand_out() {
         set.spawn(&ex, async { Ok(8) }).await.unwrap();
         // The failure was handed out: `join` returns the rest, in spawn order.
         assert_eq!(set.join().await.unwrap(), [7, 8]);
-        assert!(set.join_next().await.is_none(), "after join, nothing is left");
+        assert!(
+            set.join_next().await.is_none(),
+            "after join, nothing is left"
+        );
     }));
 }
 
@@ -178,14 +197,24 @@ fn panics_and_panicking_displays_are_handed_out_as_errors() {
     let ex = Executor::new();
     let mut set = TaskSet::<(), BadDisplay>::new();
     run_bounded(ex.run(async {
-        set.spawn_named("p", &ex, async { panic!("boom") }).await.unwrap();
+        set.spawn_named("p", &ex, async { panic!("boom") })
+            .await
+            .unwrap();
         let (name, result) = set.join_next().await.unwrap();
         assert_eq!(name, "p");
         assert_eq!(result.unwrap_err().into_panic(), "boom");
-        set.spawn_named("d", &ex, async { Err(BadDisplay) }).await.unwrap();
+        set.spawn_named("d", &ex, async { Err(BadDisplay) })
+            .await
+            .unwrap();
         let (name, result) = set.join_next().await.unwrap();
         assert_eq!(name, "d");
-        assert!(matches!(result, Err(TaskError::Failed { error: BadDisplay, .. })));
+        assert!(matches!(
+            result,
+            Err(TaskError::Failed {
+                error: BadDisplay,
+                ..
+            })
+        ));
         assert!(set.join_next().await.is_none());
     }));
 }

@@ -79,9 +79,18 @@ fn a_spawner_kept_alive_does_not_hold_up_join_and_is_closed_after() {
         assert_eq!(set.join().await.unwrap(), [1]);
     }));
     assert!(kept.is_closed());
-    assert_eq!(run_bounded(kept.spawn(&ex, async { Ok(2) })).unwrap_err(), TaskSetClosed);
-    assert_eq!(kept.try_spawn(&ex, async { Ok(2) }), Err(TrySpawnError::Closed));
-    assert_eq!(run_bounded(kept.track(async { Ok(2) })).unwrap_err(), TaskSetClosed);
+    assert_eq!(
+        run_bounded(kept.spawn(&ex, async { Ok(2) })).unwrap_err(),
+        TaskSetClosed
+    );
+    assert_eq!(
+        kept.try_spawn(&ex, async { Ok(2) }),
+        Err(TrySpawnError::Closed)
+    );
+    assert_eq!(
+        run_bounded(kept.track(async { Ok(2) })).unwrap_err(),
+        TaskSetClosed
+    );
     assert_eq!(
         run_bounded(kept.spawn_blocking(|| Ok(2))).unwrap_err(),
         TaskSetClosed
@@ -121,7 +130,10 @@ fn a_spawned_child_that_panics_fails_the_set_by_name() {
     }))
     .unwrap();
     let error = run_bounded(set.join()).unwrap_err();
-    assert_eq!((error.task(), error.panic_message()), ("child", Some("child exploded")));
+    assert_eq!(
+        (error.task(), error.panic_message()),
+        ("child", Some("child exploded"))
+    );
     pool.stop();
 }
 

@@ -18,9 +18,16 @@ use crate::shutdown::Reason;
 /// `"task #3 panicked: index out of bounds"`. The same text is the
 /// message of the set's [`Reason::Error`].
 ///
-/// It implements [`std::error::Error`] whenever `E` is `Debug + Display`
-/// (so also for `anyhow::Error`); the task's error is part of the message,
-/// and [`into_error`](Self::into_error) hands it back.
+/// It implements [`std::error::Error`] whenever `E` is `Debug + Display`,
+/// so also for `String`, `anyhow::Error` and `Box<dyn Error + Send + Sync>`
+/// (none of which is an `Error` itself). The task's error is part of the
+/// message, so `source()` is `None`: a reporter that walks the chain would
+/// otherwise print it twice, and a `source()` that returns `E` would need
+/// `E: Error + 'static`, shutting those three out. The error itself comes
+/// back with [`error`](Self::error), [`into_error`](Self::into_error) or
+/// [`try_into_error`](Self::try_into_error); panics and cancellations have
+/// [`is_panic`](Self::is_panic), [`into_panic`](Self::into_panic),
+/// [`is_cancelled`](Self::is_cancelled) (tokio's `JoinError` vocabulary).
 ///
 /// # Examples
 ///

@@ -24,8 +24,8 @@ use super::abort::AbortWatch;
 use super::error::{TaskError, TaskSetClosed};
 use super::permit::Permit;
 use super::slot::{Shared, Slot};
-use super::user_code::user_code;
 use super::spawner::Spawner;
+use super::user_code::user_code;
 #[cfg(doc)]
 use super::TaskSet;
 use crate::group::{Group, Wait};
@@ -143,7 +143,10 @@ pin_project! {
 
 impl<'s, T, E> Reserve<'s, T, E> {
     /// Waits for `acquire` (the limit's slot, in a limited set).
-    pub(super) fn new(spawner: &'s Spawner<T, E>, acquire: Option<AcquireArc>) -> Reserve<'s, T, E> {
+    pub(super) fn new(
+        spawner: &'s Spawner<T, E>,
+        acquire: Option<AcquireArc>,
+    ) -> Reserve<'s, T, E> {
         Reserve { spawner, acquire }
     }
 }
@@ -332,7 +335,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        assert!(this.future.is_some(), "`SpawnLocal` polled after it completed");
+        assert!(
+            this.future.is_some(),
+            "`SpawnLocal` polled after it completed"
+        );
         let location = this.start.location;
         let permit = std::task::ready!(this.start.poll_permit(cx))?;
         if let Some(future) = this.future.take() {

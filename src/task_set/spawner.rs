@@ -227,7 +227,11 @@ impl<T, E: fmt::Display> Spawner<T, E> {
     ///
     /// See the [type docs](Self).
     #[track_caller]
-    pub fn spawn<'s, 'a, F>(&'s self, executor: &'s Executor<'a>, future: F) -> Spawn<'s, 'a, F, T, E>
+    pub fn spawn<'s, 'a, F>(
+        &'s self,
+        executor: &'s Executor<'a>,
+        future: F,
+    ) -> Spawn<'s, 'a, F, T, E>
     where
         F: Future<Output = Result<T, E>> + Send + 'a,
         T: Send + 'a,
