@@ -45,7 +45,7 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
     let mut storage = TaskSet::<usize, io::Error>::new();
     let (to_storage, batches) = channel::bounded(4);
     storage
-        .spawn_blocking("storage writer", move || write_batches(batches))
+        .spawn_blocking_named("storage writer", move || write_batches(batches))
         .await
         .expect("a new set is open");
 

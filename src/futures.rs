@@ -17,9 +17,9 @@
 #![cfg_attr(
     feature = "smol",
     doc = "| [`WaitTimeout`] | [`Group::wait_timeout`](crate::Group::wait_timeout), [`Group::wait_deadline`](crate::Group::wait_deadline) |",
-    doc = "| [`Spawn`], [`Track`], [`SpawnBlocking`] | [`TaskSet::spawn`](crate::TaskSet::spawn) and its kin, [`TaskSet::track`](crate::TaskSet::track), [`TaskSet::spawn_blocking`](crate::TaskSet::spawn_blocking) |",
+    doc = "| [`Spawn`], [`SpawnLocal`], [`Track`], [`SpawnBlocking`] | [`TaskSet::spawn`](crate::TaskSet::spawn) and its kin, [`TaskSet::spawn_local`](crate::TaskSet::spawn_local), [`TaskSet::track`](crate::TaskSet::track), [`TaskSet::spawn_blocking`](crate::TaskSet::spawn_blocking) (and the same methods of a [`Spawner`](crate::Spawner)) |",
     doc = "| [`Reserve`] | [`TaskSet::reserve`](crate::TaskSet::reserve) |",
-    doc = "| [`Join`], [`JoinTimeout`] | [`TaskSet::join`](crate::TaskSet::join), [`TaskSet::join_timeout`](crate::TaskSet::join_timeout) |",
+    doc = "| [`Join`], [`JoinNext`], [`JoinTimeout`] | [`TaskSet::join`](crate::TaskSet::join), [`TaskSet::join_next`](crate::TaskSet::join_next), [`TaskSet::join_timeout`](crate::TaskSet::join_timeout) |",
     doc = "| [`TrackedTask`] | [`Permit::spawn`](crate::Permit::spawn) and friends |"
 )]
 
@@ -28,4 +28,6 @@ pub use crate::group::WaitTimeout;
 pub use crate::group::{Tracked, Wait, WaitOwned};
 pub use crate::shutdown::{RunUntilTriggered, Triggered, TriggeredOwned};
 #[cfg(feature = "smol")]
-pub use crate::task_set::{Join, JoinTimeout, Reserve, Spawn, SpawnBlocking, Track, TrackedTask};
+pub use crate::task_set::{
+    Join, JoinNext, JoinTimeout, Reserve, Spawn, SpawnBlocking, SpawnLocal, Track, TrackedTask,
+};

@@ -119,7 +119,7 @@ pub use group::{Closed, Group, Guard, Tracked};
 pub use shutdown::{DropGuard, Reason, Shutdown};
 pub use stragglers::{Straggler, Stragglers};
 #[cfg(feature = "smol")]
-pub use task_set::{Permit, TaskError, TaskSet, TaskSetClosed, TrySpawnError};
+pub use task_set::{Permit, Spawner, TaskError, TaskSet, TaskSetClosed, TrySpawnError};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

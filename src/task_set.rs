@@ -15,9 +15,14 @@
 //!   invariants and lock order;
 //! - `task_set/permit.rs`: the limit and [`Permit`];
 //! - `task_set/spawn.rs`: the ways to add a task (`spawn`, `track`, ...);
+//! - `task_set/spawner.rs`: [`Spawner`], which every way to add a task
+//!   goes through, and which tasks hold to add tasks;
+//! - `task_set/join.rs`: `join`, `join_timeout`, `join_next` (and the
+//!   `Stream`), `abort`;
+//! - `task_set/abort.rs`: the abort flag and each task's watch on it;
 //! - `task_set/futures.rs`: the named futures ([`Reserve`], [`Spawn`],
-//!   [`Track`], [`SpawnBlocking`], [`TrackedTask`], [`Join`],
-//!   [`JoinTimeout`]);
+//!   [`SpawnLocal`], [`Track`], [`SpawnBlocking`], [`TrackedTask`],
+//!   [`Join`], [`JoinNext`], [`JoinTimeout`]);
 //! - `task_set/error.rs`: [`TaskError`], [`TaskSetClosed`],
 //!   [`TrySpawnError`];
 //! - `task_set/user_code.rs`: running user code that may panic.
@@ -25,9 +30,7 @@
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
-use smol::Timer;
 #[cfg(doc)]
 use smol::{Executor, LocalExecutor};
 
@@ -37,16 +40,22 @@ use crate::shutdown::Reason;
 use crate::shutdown::Shutdown;
 use crate::stragglers::Stragglers;
 
+mod abort;
 mod error;
 mod futures;
+mod join;
 mod permit;
 mod slot;
 mod spawn;
+mod spawner;
 mod user_code;
 
 pub use self::error::{TaskError, TaskSetClosed, TrySpawnError};
-pub use self::futures::{Join, JoinTimeout, Reserve, Spawn, SpawnBlocking, Track, TrackedTask};
+pub use self::futures::{
+    Join, JoinNext, JoinTimeout, Reserve, Spawn, SpawnBlocking, SpawnLocal, Track, TrackedTask,
+};
 pub use self::permit::Permit;
+pub use self::spawner::Spawner;
 
 use self::permit::Limit;
 use self::slot::Shared;
@@ -76,7 +85,8 @@ use self::user_code::user_code;
 ///   be dropped before it finished ([`TaskError::Cancelled`]) triggers the
 ///   set's [`shutdown`](Self::shutdown) with [`Reason::Error`], whose message
 ///   is the error's `Display`. The error value itself is kept for `join`.
-///   Later failures are logged at debug level and dropped.
+///   Later failures are logged at debug level and kept for
+///   [`join_next`](Self::join_next).
 /// - **Cancellation is cooperative.** Triggering the shutdown does not drop
 ///   any task: each one sees [`Shutdown::triggered`] (or wraps its work in
 ///   [`Shutdown::run_until_triggered`]) and returns, as in Go where
@@ -87,6 +97,18 @@ use self::user_code::user_code;
 ///   [`join_timeout`](Self::join_timeout) gives up after a deadline and names
 ///   the [`Stragglers`], blocking threads included. Both are cancel-safe:
 ///   drop one and join again later.
+/// - **Completion order.** [`join_next`](Self::join_next) (and the set as a
+///   `Stream`) hands out each task's name and outcome as it finishes,
+///   every failure included, without closing the set; a later `join`
+///   returns what it did not hand out.
+/// - **Adding tasks from tasks.** A [`Spawner`] ([`spawner`](Self::spawner))
+///   is a cloneable, `'static` handle that tasks keep to spawn more tasks
+///   (recursive fan-out), while a `join` waits too, as long as a task of the
+///   set still runs.
+/// - **Forcing.** [`abort`](Self::abort) cuts every async task that has not
+///   finished at its next poll (it ends as [`TaskError::Cancelled`]);
+///   blocking ones run on. `join_timeout`, then `abort`, then `join` is
+///   "grace, then force".
 /// - **The set's shutdown ends with it.** When `join` (or `join_timeout`)
 ///   returns the outcome, it triggers the set's shutdown, with
 ///   [`Reason::Finished`] unless a failure triggered it first: as Go's
@@ -107,9 +129,10 @@ use self::user_code::user_code;
 ///   Dropping a set that was not joined triggers its shutdown, so its tasks
 ///   stop, but nothing waits for them: join a set before you drop it.
 ///
-/// A set keeps one `Option<T>` per task until it is joined, so a set that
-/// lives as long as a server and spawns a task per request grows by that much
-/// per request; use `T = ()` (one byte) there, or a set per batch.
+/// A set keeps one entry per task until it is joined (the result until
+/// [`join_next`](Self::join_next) hands it out, then a few words), so a set
+/// that lives as long as a server and spawns a task per request grows by
+/// that much per request; use a set per batch there.
 ///
 /// The error type needs only [`Display`](fmt::Display) (to write the
 /// shutdown's reason), so `std::io::Error`, `String`, `&str` and
@@ -185,19 +208,21 @@ use self::user_code::user_code;
 ///   returns every result in spawn order, a panic becomes an error that names
 ///   its task instead of crashing the process, and `join_timeout` names the
 ///   tasks that did not finish.
+///   A [`Spawner`] is `g.Go` from inside a goroutine.
 /// - Python's `asyncio.TaskGroup`: the same "first failure stops the rest",
-///   but tasks are *asked* to stop (cooperatively, through the shutdown)
-///   rather than cancelled at their next `await`, and `join` returns the first
-///   error rather than an exception group.
-/// - tokio's `JoinSet`: yields results in completion order and aborts its
-///   tasks on drop, and needs tokio. A `TaskSet` keeps spawn order, runs on
-///   smol, async-executor or (with [`track`](Self::track)) any runtime,
-///   counts blocking work, and has a concurrency limit.
+///   but tasks are first *asked* to stop (cooperatively, through the
+///   shutdown); [`abort`](Self::abort) cancels them at their next poll as a
+///   `TaskGroup` does at their next `await`. `join` returns the first error
+///   rather than an exception group ([`join_next`](Self::join_next) hands
+///   out every one).
+/// - tokio's `JoinSet`: [`join_next`](Self::join_next) and
+///   [`abort`](Self::abort) are its `join_next` and `abort_all`. A `JoinSet`
+///   aborts its tasks on drop and needs tokio; a `TaskSet` asks them to stop
+///   on drop, runs on smol, async-executor or (with [`track`](Self::track))
+///   any runtime, counts blocking work, and has a concurrency limit.
 pub struct TaskSet<T, E> {
-    group: Group,
-    /// A std `Arc`: task sets are never built under loom.
-    shared: Arc<Shared<T, E>>,
-    limit: Option<Limit>,
+    /// The set's group and table; cloned by [`spawner`](Self::spawner).
+    spawner: Spawner<T, E>,
     /// True once a [`Join`] has returned the outcomes: they are gone.
     joined: bool,
 }
@@ -238,9 +263,11 @@ impl<T, E> TaskSet<T, E> {
 
     fn with_shutdown(shutdown: Shutdown) -> TaskSet<T, E> {
         TaskSet {
-            group: Group::new(),
-            shared: Arc::new(Shared::new(shutdown)),
-            limit: None,
+            spawner: Spawner {
+                group: Group::new(),
+                shared: Arc::new(Shared::new(shutdown)),
+                strict: true,
+            },
             joined: false,
         }
     }
@@ -274,10 +301,13 @@ impl<T, E> TaskSet<T, E> {
             );
         };
         assert!(
-            self.shared.never_spawned(),
+            self.spawner.shared.never_spawned(),
             "TaskSet::with_limit must be called before the first spawn"
         );
-        self.limit = Some(Limit::new(max));
+        let Some(shared) = Arc::get_mut(&mut self.spawner.shared) else {
+            panic!("TaskSet::with_limit must be called before TaskSet::spawner");
+        };
+        shared.limit = Some(Limit::new(max));
         self
     }
 
@@ -291,7 +321,7 @@ impl<T, E> TaskSet<T, E> {
     /// assert_eq!(TaskSet::<(), String>::new().limit(), None);
     /// ```
     pub fn limit(&self) -> Option<usize> {
-        self.limit.as_ref().map(Limit::max)
+        self.spawner.shared.limit.as_ref().map(Limit::max)
     }
 
     /// The set's shutdown: give a clone to each task so it can stop when a
@@ -321,10 +351,11 @@ impl<T, E> TaskSet<T, E> {
     /// }));
     /// ```
     pub fn shutdown(&self) -> &Shutdown {
-        &self.shared.shutdown
+        &self.spawner.shared.shutdown
     }
 
-    /// The number of tasks that have been spawned and have not ended yet.
+    /// The number of tasks that have been spawned and have not ended yet
+    /// (a [`Spawner`]'s reserved [`Permit`] that is not used yet counts too).
     ///
     /// # Examples
     ///
@@ -340,7 +371,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn len(&self) -> usize {
-        self.group.len()
+        self.spawner.shared.len(&self.spawner.group)
     }
 
     /// True if no spawned task is still running.
@@ -351,7 +382,7 @@ impl<T, E> TaskSet<T, E> {
     /// assert!(smol_graceful::TaskSet::<(), String>::new().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.group.is_empty()
+        self.spawner.group.is_empty()
     }
 
     /// A snapshot of the running tasks, each by its name (or `task #i`),
@@ -370,7 +401,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn stragglers(&self) -> Stragglers {
-        self.shared.stragglers(&self.group)
+        self.spawner.shared.stragglers(&self.spawner.group)
     }
 
     /// Waits for a free slot and returns a [`Permit`] to spawn one task with:
@@ -415,7 +446,7 @@ impl<T, E> TaskSet<T, E> {
     /// }));
     /// ```
     pub fn reserve(&self) -> Reserve<'_, T, E> {
-        Reserve::new(self, self.limit.as_ref().map(Limit::acquire))
+        self.spawner.reserve()
     }
 
     /// Returns a [`Permit`] at once if a slot is free.
@@ -439,128 +470,7 @@ impl<T, E> TaskSet<T, E> {
     /// assert!(set.try_reserve().is_ok());
     /// ```
     pub fn try_reserve(&self) -> Result<Permit<'_, T, E>, TrySpawnError> {
-        if self.group.is_closed() {
-            return Err(TrySpawnError::Closed);
-        }
-        let permit = match &self.limit {
-            None => None,
-            Some(limit) => Some(limit.try_acquire().ok_or(TrySpawnError::Full)?),
-        };
-        Ok(Permit::new(self, permit))
-    }
-
-    /// Closes the set, waits until every task has ended, and returns the
-    /// first failure or every result in spawn order.
-    ///
-    /// Closing comes first, at the call: a spawn after it returns
-    /// [`TaskSetClosed`], even if this future is dropped unpolled.
-    /// "First" means first to end: see the [type docs](Self). Tasks are not
-    /// told to stop: if nothing failed, `join` waits for them to finish on
-    /// their own; trigger [`shutdown`](Self::shutdown) first to stop them.
-    ///
-    /// When it returns, `join` triggers the set's [`shutdown`](Self::shutdown)
-    /// with [`Reason::Finished`] (a failure that triggered it first keeps its
-    /// [`Reason::Error`]), as errgroup's `Wait` cancels the context of
-    /// `WithContext`: whatever still watches the set's shutdown stops too.
-    ///
-    /// # Errors
-    ///
-    /// The first [`TaskError`]: a task that returned `Err`, panicked or was
-    /// dropped before it finished.
-    ///
-    /// # Panics
-    ///
-    /// If an earlier `join` on this set already returned: the outcomes were
-    /// handed out then.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: dropping the future loses no outcome, and a later `join`
-    /// (or [`join_timeout`](Self::join_timeout)) picks up where it left off.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use smol::Executor;
-    /// use smol_graceful::TaskSet;
-    ///
-    /// let ex = Executor::new();
-    /// let mut set = TaskSet::new();
-    /// smol::block_on(ex.run(async {
-    ///     set.spawn(&ex, async { Ok::<_, String>("a") }).await.unwrap();
-    ///     set.spawn_blocking("b", || Ok("b")).await.unwrap();
-    ///     assert_eq!(set.join().await.unwrap(), ["a", "b"]);
-    ///     assert!(set.spawn(&ex, async { Ok("c") }).await.is_err()); // closed
-    /// }));
-    /// ```
-    pub fn join(&mut self) -> Join<'_, T, E> {
-        assert!(
-            !self.joined,
-            "TaskSet::join called after a join already returned the outcomes"
-        );
-        Join::new(self.group.wait(), &self.shared, &mut self.joined)
-    }
-
-    /// [`join`](Self::join) with a deadline: gives up after `timeout` and
-    /// names the tasks still running. The clock starts at the call.
-    ///
-    /// The set is closed at the call, as with `join` (later spawns return
-    /// [`TaskSetClosed`], even if this future is dropped). After a timeout the
-    /// set keeps every outcome; trigger [`shutdown`](Self::shutdown) and join
-    /// again, or drop the set and leave the stragglers behind.
-    ///
-    /// # Errors
-    ///
-    /// `Err(stragglers)` if the time ran out with tasks still running: how
-    /// many, and their names and ages. Otherwise `Ok` of what
-    /// [`join`](Self::join) returns, and the shutdown is triggered as `join`
-    /// does; after `Err`, it is not (trigger it yourself, or drop the set).
-    ///
-    /// Finished work wins a tie: if the last task ends just as the time runs
-    /// out, so that every task has ended when the expired future looks, it
-    /// returns `Ok` with the outcome, never `Err` with an empty report. A
-    /// `timeout` of zero thus collects a set whose work is already done.
-    ///
-    /// # Panics
-    ///
-    /// If an earlier join on this set already returned.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe, like [`join`](Self::join).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use smol_graceful::TaskSet;
-    ///
-    /// # smol::block_on(async {
-    /// let mut set = TaskSet::<(), String>::new();
-    /// let stuck = set.reserve().await.unwrap().named("stuck").track(async {
-    ///     std::future::pending::<()>().await;
-    ///     Ok(())
-    /// });
-    /// let stragglers = set.join_timeout(Duration::from_millis(10)).await.unwrap_err();
-    /// assert_eq!(stragglers.names(), ["stuck"]);
-    ///
-    /// drop(stuck); // a task dropped before it finished counts as cancelled
-    /// let error = set.join().await.unwrap_err();
-    /// assert_eq!(error.to_string(), "stuck was cancelled before it finished");
-    /// # });
-    /// ```
-    pub fn join_timeout(&mut self, timeout: Duration) -> JoinTimeout<'_, T, E> {
-        let timer = Timer::after(timeout);
-        let group = &self.group;
-        assert!(
-            !self.joined,
-            "TaskSet::join_timeout called after a join already returned the outcomes"
-        );
-        JoinTimeout::new(
-            Join::new(group.wait(), &self.shared, &mut self.joined),
-            timer,
-            group,
-        )
+        self.spawner.try_reserve()
     }
 }
 
@@ -577,7 +487,7 @@ impl<T, E> Drop for TaskSet<T, E> {
         if !self.joined {
             // The trigger takes effect before it logs; a panicking logger
             // must not turn a drop during unwinding into an abort.
-            user_code(|| self.shared.shutdown.trigger());
+            user_code(|| self.spawner.shared.shutdown.trigger());
         }
     }
 }
@@ -587,7 +497,7 @@ impl<T, E> fmt::Debug for TaskSet<T, E> {
         f.debug_struct("TaskSet")
             .field("len", &self.len())
             .field("limit", &self.limit())
-            .field("shutdown", &self.shared.shutdown)
+            .field("shutdown", &self.spawner.shared.shutdown)
             .field("joined", &self.joined)
             .finish_non_exhaustive()
     }

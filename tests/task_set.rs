@@ -204,7 +204,7 @@ fn panics_with_str_and_non_string_payloads_are_caught_too() {
 fn a_panic_in_blocking_work_becomes_an_error() {
     let mut set = TaskSet::<(), String>::new();
     run_bounded(async {
-        set.spawn_blocking("compress", || panic!("out of memory"))
+        set.spawn_blocking_named("compress", || panic!("out of memory"))
             .await
             .unwrap();
         let error = set.join().await.unwrap_err();
@@ -231,7 +231,7 @@ fn the_limit_is_never_exceeded_by_async_and_blocking_tasks() {
         for i in 0..60 {
             let (enter, running) = (enter.clone(), Arc::clone(&running));
             if i % 4 == 0 {
-                set.spawn_blocking(format!("blocking {i}"), move || {
+                set.spawn_blocking_named(format!("blocking {i}"), move || {
                     enter();
                     for _ in 0..10 {
                         thread::yield_now();
@@ -338,7 +338,7 @@ fn blocking_work_delays_join_and_is_named_in_stragglers() {
     let (started_tx, started_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     run_bounded(async {
-        set.spawn_blocking("close database", move || {
+        set.spawn_blocking_named("close database", move || {
             started_tx.send(()).unwrap();
             release_rx.recv().unwrap();
             Ok(7)
@@ -460,7 +460,9 @@ fn join_closes_the_set_so_later_spawns_fail() {
         assert_eq!(set.reserve().await.unwrap_err(), TaskSetClosed);
         assert!(set.track(async { Ok(()) }).await.is_err());
         assert_eq!(
-            set.spawn_blocking("late", || Ok(())).await.unwrap_err(),
+            set.spawn_blocking_named("late", || Ok(()))
+                .await
+                .unwrap_err(),
             TaskSetClosed
         );
     }));
@@ -479,7 +481,7 @@ fn closed_errors_speak_of_the_task_set() {
         assert_eq!(named.unwrap_err().to_string(), closed);
         let track = set.track(async { Ok(()) }).await.unwrap_err();
         assert_eq!(track.to_string(), closed);
-        let blocking = set.spawn_blocking("b", || Ok(())).await.unwrap_err();
+        let blocking = set.spawn_blocking_named("b", || Ok(())).await.unwrap_err();
         assert_eq!(blocking.to_string(), closed);
         assert_eq!(set.reserve().await.unwrap_err().to_string(), closed);
         let try_spawn = set.try_spawn(&ex, async { Ok(()) }).unwrap_err();
@@ -708,7 +710,7 @@ fn the_spawn_futures_are_send() {
     assert_send(&set.spawn(&ex, async { Ok(1) }));
     assert_send(&set.spawn_named("n", &ex, async { Ok(1) }));
     assert_send(&set.track(async { Ok(1) }));
-    assert_send(&set.spawn_blocking("b", || Ok(1)));
+    assert_send(&set.spawn_blocking_named("b", || Ok(1)));
     assert_send(&set.reserve());
     let mut set = set;
     assert_send(&set.join());

@@ -76,10 +76,10 @@ fn track_records_the_callers_line() {
 }
 
 #[test]
-fn spawn_blocking_records_the_callers_line() {
+fn spawn_blocking_named_records_the_callers_line() {
     let mut set = TaskSet::<(), String>::new();
     let (release, f) = blocking_until_released();
-    let (line, spawned) = (line!(), set.spawn_blocking("b", f));
+    let (line, spawned) = (line!(), set.spawn_blocking_named("b", f));
     run_bounded(spawned).unwrap();
     assert_started_at(&set, line);
     release.send(()).unwrap();
@@ -146,4 +146,93 @@ fn a_spawn_that_waited_for_a_slot_records_the_callers_line() {
     drop(held);
     run_bounded(spawned).unwrap();
     assert_started_at(&set, line);
+}
+
+#[test]
+fn spawn_blocking_records_the_callers_line() {
+    let mut set = TaskSet::<(), String>::new();
+    let (release, f) = blocking_until_released();
+    let (line, spawned) = (line!(), set.spawn_blocking(f));
+    run_bounded(spawned).unwrap();
+    assert_started_at(&set, line);
+    release.send(()).unwrap();
+    run_bounded(set.join()).unwrap();
+}
+
+#[test]
+fn try_spawn_named_records_the_callers_line() {
+    let ex = Executor::new();
+    let set = TaskSet::<(), String>::new();
+    let (line, spawned) = (line!(), set.try_spawn_named("n", &ex, forever()));
+    spawned.unwrap();
+    assert_started_at(&set, line);
+}
+
+#[test]
+fn spawn_local_records_the_callers_line() {
+    let ex = LocalExecutor::new();
+    let set = TaskSet::<(), String>::new();
+    let (line, spawned) = (line!(), set.spawn_local(&ex, forever()));
+    run_bounded(spawned).unwrap();
+    assert_started_at(&set, line);
+}
+
+#[test]
+fn spawn_with_records_the_callers_line() {
+    let ex = Executor::new();
+    let set = TaskSet::<(), String>::new();
+    let (line, spawned) = (line!(), set.spawn_with(&ex, |_shutdown| forever()));
+    run_bounded(spawned).unwrap();
+    assert_started_at(&set, line);
+}
+
+#[test]
+fn spawner_spawn_records_the_callers_line() {
+    let ex = Executor::new();
+    let set = TaskSet::<(), String>::new();
+    let spawner = set.spawner();
+    let (line, spawned) = (line!(), spawner.spawn(&ex, forever()));
+    run_bounded(spawned).unwrap();
+    assert_started_at(&set, line);
+}
+
+#[test]
+fn spawner_spawn_local_records_the_callers_line() {
+    let ex = LocalExecutor::new();
+    let set = TaskSet::<(), String>::new();
+    let spawner = set.spawner();
+    let (line, spawned) = (line!(), spawner.spawn_local(&ex, forever()));
+    run_bounded(spawned).unwrap();
+    assert_started_at(&set, line);
+}
+
+#[test]
+fn spawner_track_records_the_callers_line() {
+    let set = TaskSet::<(), String>::new();
+    let spawner = set.spawner();
+    let (line, tracked) = (line!(), spawner.track(forever()));
+    let _task = run_bounded(tracked).unwrap();
+    assert_started_at(&set, line);
+}
+
+#[test]
+fn spawner_try_spawn_records_the_callers_line() {
+    let ex = Executor::new();
+    let set = TaskSet::<(), String>::new();
+    let spawner = set.spawner();
+    let (line, spawned) = (line!(), spawner.try_spawn_named("n", &ex, forever()));
+    spawned.unwrap();
+    assert_started_at(&set, line);
+}
+
+#[test]
+fn spawner_spawn_blocking_records_the_callers_line() {
+    let mut set = TaskSet::<(), String>::new();
+    let spawner = set.spawner();
+    let (release, f) = blocking_until_released();
+    let (line, spawned) = (line!(), spawner.spawn_blocking(f));
+    run_bounded(spawned).unwrap();
+    assert_started_at(&set, line);
+    release.send(()).unwrap();
+    run_bounded(set.join()).unwrap();
 }

@@ -150,7 +150,9 @@ fn a_panicking_display_in_blocking_work_still_fails_the_set() {
     install_logger();
     let mut set = TaskSet::<(), Bad>::new();
     run_bounded(async {
-        set.spawn_blocking("fsync", || Err(BAD)).await.unwrap();
+        set.spawn_blocking_named("fsync", || Err(BAD))
+            .await
+            .unwrap();
         let error = set.join().await.unwrap_err();
         assert_eq!(error.task(), "fsync");
     });

@@ -18,9 +18,16 @@ use crate::shutdown::Reason;
 /// `"task #3 panicked: index out of bounds"`. The same text is the
 /// message of the set's [`Reason::Error`].
 ///
-/// It implements [`std::error::Error`] whenever `E` is `Debug + Display`
-/// (so also for `anyhow::Error`); the task's error is part of the message,
-/// and [`into_error`](Self::into_error) hands it back.
+/// It implements [`std::error::Error`] whenever `E` is `Debug + Display`,
+/// so also for `String`, `anyhow::Error` and `Box<dyn Error + Send + Sync>`
+/// (none of which is an `Error` itself). The task's error is part of the
+/// message, so `source()` is `None`: a reporter that walks the chain would
+/// otherwise print it twice, and a `source()` that returns `E` would need
+/// `E: Error + 'static`, shutting those three out. The error itself comes
+/// back with [`error`](Self::error), [`into_error`](Self::into_error) or
+/// [`try_into_error`](Self::try_into_error); panics and cancellations have
+/// [`is_panic`](Self::is_panic), [`into_panic`](Self::into_panic),
+/// [`is_cancelled`](Self::is_cancelled) (tokio's `JoinError` vocabulary).
 ///
 /// # Examples
 ///
@@ -59,7 +66,8 @@ pub enum TaskError<E> {
         message: String,
     },
     /// The task was dropped before it finished: its [`TrackedTask`] was
-    /// dropped, or its executor was, before the task completed.
+    /// dropped, or its executor was, before the task completed, or the set
+    /// was [aborted](TaskSet::abort).
     Cancelled {
         /// The task's name, or `task #i`.
         task: Cow<'static, str>,
@@ -76,7 +84,7 @@ impl<E> TaskError<E> {
     ///
     /// # smol::block_on(async {
     /// let mut set = TaskSet::<(), &str>::new();
-    /// set.spawn_blocking("fsync", || Err("disk full")).await.unwrap();
+    /// set.spawn_blocking_named("fsync", || Err("disk full")).await.unwrap();
     /// assert_eq!(set.join().await.unwrap_err().task(), "fsync");
     /// # });
     /// ```
@@ -99,7 +107,7 @@ impl<E> TaskError<E> {
     ///
     /// # smol::block_on(async {
     /// let mut set = TaskSet::<(), io::Error>::new();
-    /// set.spawn_blocking("open", || Err(io::ErrorKind::NotFound.into())).await.unwrap();
+    /// set.spawn_blocking_named("open", || Err(io::ErrorKind::NotFound.into())).await.unwrap();
     /// let error = set.join().await.unwrap_err().into_error().unwrap();
     /// assert_eq!(error.kind(), io::ErrorKind::NotFound);
     /// # });
@@ -108,6 +116,184 @@ impl<E> TaskError<E> {
         match self {
             TaskError::Failed { error, .. } => Some(error),
             TaskError::Panicked { .. } | TaskError::Cancelled { .. } => None,
+        }
+    }
+
+    /// True if the task returned `Err` ([`TaskError::Failed`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let mut set = smol_graceful::TaskSet::<(), &str>::new();
+    /// set.spawn_blocking(|| Err("no")).await.unwrap();
+    /// let error = set.join().await.unwrap_err();
+    /// assert!(error.is_failed() && !error.is_panic() && !error.is_cancelled());
+    /// # });
+    /// ```
+    pub fn is_failed(&self) -> bool {
+        matches!(self, TaskError::Failed { .. })
+    }
+
+    /// True if the task panicked ([`TaskError::Panicked`]); tokio's
+    /// `JoinError::is_panic`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let mut set = smol_graceful::TaskSet::<(), String>::new();
+    /// set.spawn_blocking(|| panic!("boom")).await.unwrap();
+    /// assert!(set.join().await.unwrap_err().is_panic());
+    /// # });
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        matches!(self, TaskError::Panicked { .. })
+    }
+
+    /// True if the task was dropped or [aborted](TaskSet::abort) before it
+    /// finished ([`TaskError::Cancelled`]); tokio's
+    /// `JoinError::is_cancelled`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let mut set = smol_graceful::TaskSet::<(), String>::new();
+    /// drop(set.track(async { Ok(()) }).await.unwrap()); // dropped unfinished
+    /// assert!(set.join().await.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, TaskError::Cancelled { .. })
+    }
+
+    /// The error the task returned, by reference, if it returned one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let mut set = smol_graceful::TaskSet::<(), &str>::new();
+    /// set.spawn_blocking(|| Err("disk full")).await.unwrap();
+    /// assert_eq!(set.join().await.unwrap_err().error(), Some(&"disk full"));
+    /// # });
+    /// ```
+    pub fn error(&self) -> Option<&E> {
+        match self {
+            TaskError::Failed { error, .. } => Some(error),
+            TaskError::Panicked { .. } | TaskError::Cancelled { .. } => None,
+        }
+    }
+
+    /// The panic's message, if the task panicked (`"a panic payload that is
+    /// not a string"` for a payload other than a `&str` or `String`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let mut set = smol_graceful::TaskSet::<(), String>::new();
+    /// set.spawn_blocking(|| panic!("boom")).await.unwrap();
+    /// assert_eq!(set.join().await.unwrap_err().panic_message(), Some("boom"));
+    /// # });
+    /// ```
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            TaskError::Panicked { message, .. } => Some(message),
+            TaskError::Failed { .. } | TaskError::Cancelled { .. } => None,
+        }
+    }
+
+    /// The error the task returned, or `Err(self)` if it panicked or was
+    /// cancelled: [`into_error`](Self::into_error) that keeps the other
+    /// cases.
+    ///
+    /// # Errors
+    ///
+    /// `Err(self)` unless this is [`TaskError::Failed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let mut set = smol_graceful::TaskSet::<(), String>::new();
+    /// set.spawn_blocking(|| panic!("boom")).await.unwrap();
+    /// let error = set.join().await.unwrap_err();
+    /// let panicked = error.try_into_error().unwrap_err();
+    /// assert!(panicked.is_panic());
+    /// # });
+    /// ```
+    pub fn try_into_error(self) -> Result<E, TaskError<E>> {
+        match self {
+            TaskError::Failed { error, .. } => Ok(error),
+            other => Err(other),
+        }
+    }
+
+    /// The panic's message, or `Err(self)` if the task did not panic:
+    /// tokio's `JoinError::try_into_panic`.
+    ///
+    /// The set keeps the message, not the payload: a payload is neither
+    /// `Sync`, `Clone` nor comparable, and its `Drop` is user code the set
+    /// runs under a guard as soon as the panic is caught.
+    ///
+    /// # Errors
+    ///
+    /// `Err(self)` unless this is [`TaskError::Panicked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let mut set = smol_graceful::TaskSet::<(), String>::new();
+    /// set.spawn_blocking(|| panic!("boom")).await.unwrap();
+    /// assert_eq!(set.join().await.unwrap_err().try_into_panic().unwrap(), "boom");
+    /// # });
+    /// ```
+    pub fn try_into_panic(self) -> Result<String, TaskError<E>> {
+        match self {
+            TaskError::Panicked { message, .. } => Ok(message),
+            other => Err(other),
+        }
+    }
+
+    /// The panic's message: tokio's `JoinError::into_panic`. To go on
+    /// unwinding with it, `std::panic::resume_unwind(Box::new(message))`.
+    ///
+    /// # Panics
+    ///
+    /// If the task did not panic (see [`is_panic`](Self::is_panic) and
+    /// [`try_into_panic`](Self::try_into_panic)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let mut set = smol_graceful::TaskSet::<(), String>::new();
+    /// set.spawn_blocking(|| panic!("boom")).await.unwrap();
+    /// assert_eq!(set.join().await.unwrap_err().into_panic(), "boom");
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn into_panic(self) -> String {
+        match self {
+            TaskError::Panicked { message, .. } => message,
+            TaskError::Failed { task, .. } => {
+                panic!("TaskError::into_panic: {task} did not panic, it failed")
+            }
+            TaskError::Cancelled { task } => {
+                panic!("TaskError::into_panic: {task} did not panic, it was cancelled")
+            }
+        }
+    }
+
+    /// The task's name, as stored.
+    pub(super) fn task_name(&self) -> &Cow<'static, str> {
+        match self {
+            TaskError::Failed { task, .. }
+            | TaskError::Panicked { task, .. }
+            | TaskError::Cancelled { task } => task,
         }
     }
 

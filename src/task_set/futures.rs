@@ -1,7 +1,7 @@
 //! The named futures of a [`TaskSet`]: [`Reserve`] (a free slot), the
-//! waiting spawns built on it ([`Spawn`], [`Track`], [`SpawnBlocking`]),
-//! a task for any runtime ([`TrackedTask`]), and the joins ([`Join`],
-//! [`JoinTimeout`]).
+//! waiting spawns built on it ([`Spawn`], [`SpawnLocal`], [`Track`],
+//! [`SpawnBlocking`]), a task for any runtime ([`TrackedTask`]), and the
+//! joins ([`Join`], [`JoinNext`], [`JoinTimeout`]).
 //!
 //! Every way to start a task is a plain `#[track_caller]` fn that reads
 //! `Location::caller()` at the call and hands it to the future it returns
@@ -18,12 +18,15 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use smol::future::{CatchUnwind, FutureExt as _};
 use smol::lock::futures::AcquireArc;
-use smol::{Executor, Timer};
+use smol::{Executor, LocalExecutor, Timer};
 
+use super::abort::AbortWatch;
 use super::error::{TaskError, TaskSetClosed};
 use super::permit::Permit;
 use super::slot::{Shared, Slot};
+use super::spawner::Spawner;
 use super::user_code::user_code;
+#[cfg(doc)]
 use super::TaskSet;
 use crate::group::{Group, Wait};
 use crate::shutdown::Reason;
@@ -38,7 +41,9 @@ pin_project! {
     /// Made by [`TaskSet::track`] and [`Permit::track`]. Its output is `()`:
     /// the outcome goes to [`TaskSet::join`]. The task counts in the set from
     /// the moment this future is made until it completes or is dropped;
-    /// dropped unfinished, the task ends as [`TaskError::Cancelled`].
+    /// dropped unfinished, the task ends as [`TaskError::Cancelled`]. After
+    /// [`TaskSet::abort`], its next poll drops the body and completes, and
+    /// the task ends as [`TaskError::Cancelled`] too.
     ///
     /// # Examples
     ///
@@ -54,9 +59,11 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct TrackedTask<F, T, E> {
+        // `None` once the body finished or was dropped by an abort.
         #[pin]
-        future: CatchUnwind<AssertUnwindSafe<F>>,
+        future: Option<CatchUnwind<AssertUnwindSafe<F>>>,
         slot: Option<Slot<T, E>>,
+        watch: AbortWatch,
     }
 }
 
@@ -67,8 +74,9 @@ where
     /// Task `slot`, whose body is `future`.
     pub(super) fn new(future: F, slot: Slot<T, E>) -> TrackedTask<F, T, E> {
         TrackedTask {
-            future: AssertUnwindSafe(future).catch_unwind(),
+            future: Some(AssertUnwindSafe(future).catch_unwind()),
             slot: Some(slot),
+            watch: AbortWatch::default(),
         }
     }
 }
@@ -81,11 +89,35 @@ where
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        let caught = std::task::ready!(this.future.poll(cx));
-        if let Some(slot) = this.slot.take() {
-            slot.finish(caught);
+        let mut this = self.project();
+        let aborted = match this.slot.as_ref() {
+            None => return Poll::Ready(()),
+            Some(slot) => slot.shared().abort.is_aborted(),
+        };
+        if !aborted {
+            let Some(future) = this.future.as_mut().as_pin_mut() else {
+                return Poll::Ready(());
+            };
+            if let Poll::Ready(caught) = future.poll(cx) {
+                // The body's locals are gone; record its outcome.
+                this.future.set(None);
+                if let Some(slot) = this.slot.take() {
+                    slot.finish(caught);
+                }
+                return Poll::Ready(());
+            }
+            let registered = match this.slot.as_ref() {
+                Some(slot) => this.watch.register(&slot.shared().abort, cx),
+                None => false,
+            };
+            if !registered {
+                return Poll::Pending;
+            }
         }
+        // Aborted: cut at this poll. Drop the body (user code, caught),
+        // then the slot records the cancellation.
+        user_code(|| this.future.set(None));
+        drop(this.slot.take());
         Poll::Ready(())
     }
 }
@@ -103,16 +135,19 @@ pin_project! {
     /// is free.
     #[must_use = "futures do nothing unless polled"]
     pub struct Reserve<'s, T, E> {
-        set: &'s TaskSet<T, E>,
+        spawner: &'s Spawner<T, E>,
         #[pin]
         acquire: Option<AcquireArc>,
     }
 }
 
 impl<'s, T, E> Reserve<'s, T, E> {
-    /// Waits for `acquire` (the limit's slot, in a limited `set`).
-    pub(super) fn new(set: &'s TaskSet<T, E>, acquire: Option<AcquireArc>) -> Reserve<'s, T, E> {
-        Reserve { set, acquire }
+    /// Waits for `acquire` (the limit's slot, in a limited set).
+    pub(super) fn new(
+        spawner: &'s Spawner<T, E>,
+        acquire: Option<AcquireArc>,
+    ) -> Reserve<'s, T, E> {
+        Reserve { spawner, acquire }
     }
 }
 
@@ -121,15 +156,18 @@ impl<'s, T, E> Future for Reserve<'s, T, E> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let set: &'s TaskSet<T, E> = this.set;
-        if set.group.is_closed() {
+        let spawner: &'s Spawner<T, E> = this.spawner;
+        if spawner.is_closed() {
             return Poll::Ready(Err(TaskSetClosed));
         }
         let permit = match this.acquire.as_pin_mut() {
             None => None,
             Some(acquire) => Some(std::task::ready!(acquire.poll(cx))),
         };
-        Poll::Ready(Ok(Permit::new(set, permit)))
+        // The group may have closed while this waited: then the slot is
+        // released and the reservation fails.
+        let guard = spawner.add_guard().map_err(|_| TaskSetClosed)?;
+        Poll::Ready(Ok(Permit::new(spawner, permit, guard)))
     }
 }
 
@@ -158,9 +196,9 @@ impl<'s, T, E> Starting<'s, T, E> {
     /// Reserves a slot in `set` for a task named `name`, started at the
     /// caller's line (every caller is `#[track_caller]`).
     #[track_caller]
-    fn new(set: &'s TaskSet<T, E>, name: Option<Cow<'static, str>>) -> Starting<'s, T, E> {
+    fn new(spawner: &'s Spawner<T, E>, name: Option<Cow<'static, str>>) -> Starting<'s, T, E> {
         Starting {
-            reserve: set.reserve(),
+            reserve: spawner.reserve(),
             name,
             location: Location::caller(),
         }
@@ -211,13 +249,13 @@ impl<'s, 'a, F, T, E> Spawn<'s, 'a, F, T, E> {
     /// task named `name`, started at the caller's line.
     #[track_caller]
     pub(super) fn new(
-        set: &'s TaskSet<T, E>,
+        spawner: &'s Spawner<T, E>,
         name: Option<Cow<'static, str>>,
         executor: &'s Executor<'a>,
         future: F,
     ) -> Spawn<'s, 'a, F, T, E> {
         Spawn {
-            start: Starting::new(set, name),
+            start: Starting::new(spawner, name),
             executor,
             future: Some(future),
         }
@@ -254,6 +292,72 @@ impl<F, T, E> fmt::Debug for Spawn<'_, '_, F, T, E> {
 }
 
 pin_project! {
+    /// Future of [`TaskSet::spawn_local`]: waits for a free slot, then spawns
+    /// the `!Send` task on a [`LocalExecutor`] and resolves to `Ok(())`.
+    ///
+    /// It holds the line `spawn_local` was called from, which the task's
+    /// [`Straggler::location`] reports. Dropped before it resolves, it spawns
+    /// nothing and drops the task's future.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct SpawnLocal<'s, 'a, F, T, E> {
+        #[pin]
+        start: Starting<'s, T, E>,
+        executor: &'s LocalExecutor<'a>,
+        // The task's body; taken when it is spawned.
+        future: Option<F>,
+    }
+}
+
+impl<'s, 'a, F, T, E> SpawnLocal<'s, 'a, F, T, E> {
+    /// Waits for a slot, then spawns `future` on `executor`, started at the
+    /// caller's line.
+    #[track_caller]
+    pub(super) fn new(
+        spawner: &'s Spawner<T, E>,
+        executor: &'s LocalExecutor<'a>,
+        future: F,
+    ) -> SpawnLocal<'s, 'a, F, T, E> {
+        SpawnLocal {
+            start: Starting::new(spawner, None),
+            executor,
+            future: Some(future),
+        }
+    }
+}
+
+impl<'a, F, T, E> Future for SpawnLocal<'_, 'a, F, T, E>
+where
+    F: Future<Output = Result<T, E>> + 'a,
+    T: 'a,
+    E: fmt::Display + 'a,
+{
+    type Output = Result<(), TaskSetClosed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        assert!(
+            this.future.is_some(),
+            "`SpawnLocal` polled after it completed"
+        );
+        let location = this.start.location;
+        let permit = std::task::ready!(this.start.poll_permit(cx))?;
+        if let Some(future) = this.future.take() {
+            permit.spawn_local_at(this.executor, future, location);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<F, T, E> fmt::Debug for SpawnLocal<'_, '_, F, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnLocal")
+            .field("start", &self.start)
+            .field("spawned", &self.future.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
     /// Future of [`TaskSet::track`]: waits for a free slot, then resolves to
     /// the task as a [`TrackedTask`].
     ///
@@ -273,9 +377,9 @@ impl<'s, F, T, E> Track<'s, F, T, E> {
     /// Waits for a slot in `set`, then makes `future` a task started at the
     /// caller's line.
     #[track_caller]
-    pub(super) fn new(set: &'s TaskSet<T, E>, future: F) -> Track<'s, F, T, E> {
+    pub(super) fn new(spawner: &'s Spawner<T, E>, future: F) -> Track<'s, F, T, E> {
         Track {
-            start: Starting::new(set, None),
+            start: Starting::new(spawner, None),
             future: Some(future),
         }
     }
@@ -336,12 +440,12 @@ impl<'s, B, T, E> SpawnBlocking<'s, B, T, E> {
     /// started at the caller's line.
     #[track_caller]
     pub(super) fn new(
-        set: &'s TaskSet<T, E>,
-        name: Cow<'static, str>,
+        spawner: &'s Spawner<T, E>,
+        name: Option<Cow<'static, str>>,
         f: B,
     ) -> SpawnBlocking<'s, B, T, E> {
         SpawnBlocking {
-            start: Starting::new(set, Some(name)),
+            start: Starting::new(spawner, name),
             f: Some(f),
         }
     }
@@ -429,6 +533,34 @@ impl<T, E> fmt::Debug for Join<'_, T, E> {
         f.debug_struct("Join")
             .field("wait", &self.wait)
             .finish_non_exhaustive()
+    }
+}
+
+/// Future of [`TaskSet::join_next`]: the next task to finish, by name, with
+/// its outcome; `None` once no task is running or left to hand out.
+#[must_use = "futures do nothing unless polled"]
+pub struct JoinNext<'s, T, E> {
+    shared: &'s Shared<T, E>,
+}
+
+impl<'s, T, E> JoinNext<'s, T, E> {
+    /// The next finished task of `shared`'s table.
+    pub(super) fn new(shared: &'s Shared<T, E>) -> JoinNext<'s, T, E> {
+        JoinNext { shared }
+    }
+}
+
+impl<T, E> Future for JoinNext<'_, T, E> {
+    type Output = Option<(Cow<'static, str>, Result<T, TaskError<E>>)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.shared.poll_next(cx)
+    }
+}
+
+impl<T, E> fmt::Debug for JoinNext<'_, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinNext").finish_non_exhaustive()
     }
 }
 

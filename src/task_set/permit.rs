@@ -17,9 +17,13 @@ use smol::{Executor, LocalExecutor};
 
 use super::futures::TrackedTask;
 use super::slot::Slot;
+use super::spawner::Spawner;
+#[cfg(doc)]
 use super::TaskSet;
+use crate::group::Guard;
 
 /// The concurrency limit of a set.
+#[derive(Clone)]
 pub(super) struct Limit {
     max: NonZeroUsize,
     /// `max` permits; every task, and every unused [`Permit`], holds one.
@@ -54,11 +58,15 @@ impl Limit {
 
 /// A reserved slot in a [`TaskSet`]: spawn exactly one task with it.
 ///
-/// Made by [`TaskSet::reserve`] and [`TaskSet::try_reserve`]. In a limited
-/// set it holds one of the limit's slots until the task it starts has ended,
-/// or until it is dropped unused (which spawns nothing and leaves no trace in
-/// the results). A permit borrows its set, so a set cannot be joined while a
-/// permit is outstanding, and the spawn methods here cannot fail.
+/// Made by [`TaskSet::reserve`] and [`TaskSet::try_reserve`] (and the same
+/// methods of a [`Spawner`]). In a limited set it holds one of the limit's
+/// slots until the task it starts has ended, or until it is dropped unused
+/// (which spawns nothing and leaves no trace in the results). A permit
+/// counts in the set from its reservation, so the spawn methods here cannot
+/// fail: a permit of a [`TaskSet`] borrows the set, which cannot be joined
+/// while it lives, and a `join` that starts while a [`Spawner`]'s permit is
+/// unused waits for it to be used or dropped (and
+/// [`len`](TaskSet::len) counts it meanwhile).
 ///
 /// Give the task a name with [`named`](Self::named) before spawning it.
 ///
@@ -79,22 +87,26 @@ impl Limit {
 /// ```
 #[must_use = "a permit spawns nothing unless used; dropping it frees its slot"]
 pub struct Permit<'s, T, E> {
-    set: &'s TaskSet<T, E>,
+    spawner: &'s Spawner<T, E>,
     /// The limit's slot, in a limited set.
     permit: Option<SemaphoreGuardArc>,
+    /// The task's count in the set's group, taken at the reservation.
+    guard: Guard,
     name: Option<Cow<'static, str>>,
 }
 
 impl<'s, T, E> Permit<'s, T, E> {
-    /// An unnamed permit of `set`, holding `permit` (the limit's slot) in a
-    /// limited set.
+    /// An unnamed permit of `spawner`'s set, counted by `guard`, holding
+    /// `permit` (the limit's slot) in a limited set.
     pub(super) fn new(
-        set: &'s TaskSet<T, E>,
+        spawner: &'s Spawner<T, E>,
         permit: Option<SemaphoreGuardArc>,
+        guard: Guard,
     ) -> Permit<'s, T, E> {
         Permit {
-            set,
+            spawner,
             permit,
+            guard,
             name: None,
         }
     }
@@ -116,18 +128,17 @@ impl<'s, T, E> Permit<'s, T, E> {
         self
     }
 
-    /// Makes this permit's task, started at `location`: counts it in the
-    /// group, then lists it (invariant 1 of `slot.rs`).
+    /// Makes this permit's task, started at `location`: the permit's guard
+    /// already counts it in the group, and now it is listed (invariant 1 of
+    /// `slot.rs`).
     fn register(self, location: &'static Location<'static>) -> Slot<T, E> {
-        let Permit { set, permit, name } = self;
-        // Only `join` and `join_timeout` close the group, and they need
-        // `&mut` the set, which this permit's borrow rules out; a permit is
-        // only made while the group is open.
-        let guard = set
-            .group
-            .add()
-            .expect("a permit borrows its set, so the set cannot close while it lives");
-        Slot::register(&set.shared, guard, permit, name, location)
+        let Permit {
+            spawner,
+            permit,
+            guard,
+            name,
+        } = self;
+        Slot::register(&spawner.shared, guard, permit, name, location)
     }
 }
 
@@ -193,9 +204,21 @@ impl<T, E: fmt::Display> Permit<'_, T, E> {
         T: 'a,
         E: 'a,
     {
-        executor
-            .spawn(self.track_at(future, Location::caller()))
-            .detach();
+        self.spawn_local_at(executor, future, Location::caller());
+    }
+
+    /// [`spawn_local`](Self::spawn_local), for a task started at `location`.
+    pub(super) fn spawn_local_at<'a, F>(
+        self,
+        executor: &LocalExecutor<'a>,
+        future: F,
+        location: &'static Location<'static>,
+    ) where
+        F: Future<Output = Result<T, E>> + 'a,
+        T: 'a,
+        E: 'a,
+    {
+        executor.spawn(self.track_at(future, location)).detach();
     }
 
     /// Wraps `future` as this permit's task, for any runtime: see

@@ -5,21 +5,26 @@
 //! # How it is built
 //!
 //! A set is a [`Group`] (who is still running), a [`Shutdown`] (tells the
-//! siblings to stop), an optional semaphore (the limit, see `permit.rs`)
-//! and one mutex-protected table of outcomes indexed by spawn order (the
-//! `State` in [`Shared`]). Each running task owns a [`Slot`]: its index, an
-//! anonymous guard of the group (taking one is a `Weak::upgrade`, a
-//! compare-and-swap loop, plus a load; no lock and no allocation) and, in a
-//! limited set, a semaphore permit. While the task runs, its table entry
-//! holds its name, birth time and spawn site, which is what
-//! [`Shared::stragglers`] reports; names are only formatted (`task #i`) when
-//! a report or an error needs them. When the task ends, the slot records the
-//! outcome *first*, then drops the guard, then releases the permit: once the
-//! group is drained every outcome is in the table, and the group never
-//! counts more tasks than the limit allows. A slot dropped before its task
-//! ended (the future was dropped, its executor went away) records a
-//! cancellation in the same way. [`Shared::take_outcomes`] hands the
-//! complete table to `join`.
+//! siblings to stop), an optional semaphore (the limit, see `permit.rs`),
+//! an abort flag (see `abort.rs`) and one mutex-protected table of outcomes
+//! indexed by spawn order (the `State` in [`Shared`]), with the queue of
+//! finished tasks in completion order that `join_next` pops. A permit takes
+//! an anonymous guard of the group when it is reserved (a `Weak::upgrade`,
+//! a compare-and-swap loop, plus a load; no lock and no allocation), so a
+//! reservation that succeeded before `join` closed the group is waited
+//! for. When the permit starts its task, the task owns a [`Slot`]: its
+//! index, that guard and, in a limited set, a semaphore permit. While the
+//! task runs, its table entry holds its name, birth time and spawn site,
+//! which is what [`Shared::stragglers`] reports; names are only formatted
+//! (`task #i`) when a report, an error or `join_next` needs them. When the
+//! task ends, the slot records the outcome *first* (and queues its index),
+//! then drops the guard, then releases the permit: once the group is
+//! drained every outcome is in the table, and the group never counts more
+//! tasks than the limit allows. A slot dropped before its task ended (the
+//! future was dropped, aborted, or its executor went away) records a
+//! cancellation in the same way. [`Shared::take_outcomes`] hands what is
+//! left of the table to `join`; [`Shared::poll_next`] hands out one
+//! finished task at a time to `join_next`.
 //!
 //! # Invariants
 //!
@@ -36,16 +41,25 @@
 //!    recorded, and a slot dropped unsettled records a cancellation. `join`
 //!    takes the table only once the group is drained, that is after every
 //!    guard dropped, so `settle` always finds its entry.
-//! 4. `State::failed` is set and `State::first_error` stored by the same
-//!    [`Shared::fail`] call, before the failing task's guard drops, with
-//!    nothing in between that can panic: user code there (the error's
-//!    `Display`) runs under `user_code`. So once the group is drained, a
-//!    table entry that is not `Succeeded` implies a stored first error.
+//! 4. `State::running` is the number of entries that are `Running` or
+//!    `Settling`; every entry that is `Succeeded` or `Failed` has its index
+//!    in `State::completed` exactly once, in the order they were recorded,
+//!    and `Taken` entries are in neither. The first failure sets
+//!    `State::failed` and triggers the shutdown before its entry is stored,
+//!    with nothing in between that can panic: user code there (the error's
+//!    `Display`) runs under `user_code`.
 //! 5. User code the set runs on its own (the `Display` and `Drop` of the
-//!    error type, the `Drop` of results and panic payloads, the logger) runs
-//!    under `user_code` (see `user_code.rs`), outside the table's lock, so a
-//!    panic there cannot stop the set from recording an outcome, triggering
-//!    its shutdown or answering `join`.
+//!    error type, the `Drop` of results, panic payloads and aborted task
+//!    bodies, the logger) runs under `user_code` (see `user_code.rs`),
+//!    outside the table's lock, so a panic there cannot stop the set from
+//!    recording an outcome, triggering its shutdown or answering `join`.
+//! 6. `State::anchor` is `Some` exactly while `running > 0` (set by the
+//!    `register` that makes `running` 1, taken by the `settle` that makes it
+//!    0, under the lock), so it never keeps the group from draining once no
+//!    task runs, and reports subtract it. A spawner whose `add` fails
+//!    because `join` closed the group clones it: like Go's `WaitGroup.Add`
+//!    while the counter is above zero, a task may add work while the set
+//!    is being joined, and a set that drained (or was aborted) takes none.
 //!
 //! # Deadlock safety
 //!
@@ -53,47 +67,66 @@
 //! the group's `open`. Only [`Shared::stragglers`] holds two locks at once,
 //! reading [`Group::len`] under the table's lock, and the group never takes
 //! the table's lock. Nothing else runs under it: the guard is taken before
-//! it ([`Slot::register`]); the guard dropped, the permit released and the
-//! shutdown triggered after it ([`Slot::settle`], [`Shared::fail`]); `join`
-//! polls the group's wait before it takes the table; user code never runs
-//! under it (invariant 5).
+//! it ([`Slot::register`]); the guard dropped, the permit released, the
+//! shutdown triggered and `join_next`'s waker woken after it
+//! ([`Slot::settle`]); `join` polls the group's wait before it takes the
+//! table; user code never runs under it (invariant 5).
 //!
-//! There are no atomics in this module: the table is behind a mutex, and the
-//! group's own orderings (see `group.rs`) make every recorded outcome
-//! visible to the `join` that sees the group drained. Task sets need the
-//! `smol` feature, which loom builds leave off, so they never run under
-//! loom, and their `Arc`s are `std::sync::Arc`.
+//! The only atomic of this module is the abort flag (see `abort.rs` for its
+//! orderings): the table is behind a mutex, and the group's own orderings
+//! (see `group.rs`) make every recorded outcome visible to the `join` that
+//! sees the group drained. Task sets need the `smol` feature, which loom
+//! builds leave off, so they never run under loom, and their `Arc`s are
+//! `std::sync::Arc`.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use smol::lock::SemaphoreGuardArc;
 
+use super::abort::AbortFlag;
 use super::error::TaskError;
+use super::permit::Limit;
 use super::user_code::{drop_payload, drop_quietly, panic_message, user_code};
 use crate::group::{Group, Guard};
 use crate::shutdown::{Reason, Shutdown};
 use crate::stragglers::{Straggler, Stragglers};
 use crate::sync::{lock, Mutex};
 
-/// What a set shares with its running tasks.
+/// What `join_next` yields: a finished task's name and outcome.
+pub(super) type Next<T, E> = (Cow<'static, str>, Result<T, TaskError<E>>);
+
+/// What a set shares with its spawners and running tasks.
 pub(super) struct Shared<T, E> {
     /// The set's shutdown, triggered by the first failure.
     pub(super) shutdown: Shutdown,
+    /// The concurrency limit, if any.
+    pub(super) limit: Option<Limit>,
+    /// Set by `abort`; every task watches it.
+    pub(super) abort: AbortFlag,
     state: Mutex<State<T, E>>,
 }
 
 struct State<T, E> {
     /// One entry per spawned task, indexed by spawn order. Taken by `join`.
-    outcomes: Vec<Outcome<T>>,
-    /// Set by the first failure. Later failures see it and are dropped.
+    outcomes: Vec<Outcome<T, E>>,
+    /// How many entries are `Running` or `Settling` (invariant 4).
+    running: usize,
+    /// The indices of `Succeeded` and `Failed` entries, in the order they
+    /// were recorded (invariant 4). Popped by `join_next`.
+    completed: VecDeque<usize>,
+    /// Set by the first failure, before its entry is stored.
     failed: bool,
-    /// The first failure, stored just after `failed` is set (its message is
-    /// written in between, outside the lock, because that runs user code)
-    /// and before the failing task's guard drops. Taken by `join`.
-    first_error: Option<TaskError<E>>,
+    /// The waker of a pending `join_next`, woken when an outcome is queued.
+    next_waker: Option<Waker>,
+    /// A guard held while `running > 0`, that a [`Spawner`](super::Spawner)
+    /// clones to add a task after `join` closed the group: a running task
+    /// proves the set is not done (invariant 6).
+    anchor: Option<Guard>,
 }
 
 impl<T, E> Drop for State<T, E> {
@@ -104,12 +137,11 @@ impl<T, E> Drop for State<T, E> {
         for outcome in self.outcomes.drain(..) {
             drop_quietly(outcome);
         }
-        drop_quietly(self.first_error.take());
     }
 }
 
 /// One task's entry in a set's table.
-pub(super) enum Outcome<T> {
+enum Outcome<T, E> {
     /// Still running: what a straggler report says about it.
     Running {
         /// The name given to its [`Permit`](super::Permit), if any.
@@ -117,11 +149,17 @@ pub(super) enum Outcome<T> {
         born: Instant,
         location: &'static Location<'static>,
     },
+    /// A failure whose message is being written (outside the lock).
+    Settling,
     /// Returned `Ok(value)`.
-    Succeeded(T),
-    /// Failed, panicked or was cancelled (the first failure of the set is
-    /// kept in `State::first_error`).
-    Ended,
+    Succeeded {
+        name: Option<Cow<'static, str>>,
+        value: T,
+    },
+    /// Failed, panicked or was cancelled.
+    Failed(TaskError<E>),
+    /// Handed out by `join_next`.
+    Taken,
 }
 
 /// The name of task `index`: the one it was given, or `task #index`.
@@ -134,10 +172,15 @@ impl<T, E> Shared<T, E> {
     pub(super) fn new(shutdown: Shutdown) -> Shared<T, E> {
         Shared {
             shutdown,
+            limit: None,
+            abort: AbortFlag::new(),
             state: Mutex::new(State {
                 outcomes: Vec::new(),
+                running: 0,
+                completed: VecDeque::new(),
                 failed: false,
-                first_error: None,
+                next_waker: None,
+                anchor: None,
             }),
         }
     }
@@ -155,7 +198,7 @@ impl<T, E> Shared<T, E> {
         // Read under the table's lock: a task counts before it is listed
         // (`register`) and is unlisted before it stops counting (`settle`),
         // both under this lock, so `count >= named.len()` (invariant 1).
-        let count = group.len();
+        let count = group.len() - usize::from(state.anchor.is_some());
         let named = state
             .outcomes
             .iter()
@@ -176,77 +219,121 @@ impl<T, E> Shared<T, E> {
         Stragglers::new(count, named)
     }
 
-    /// Records a failure; the first one triggers the shutdown.
-    fn fail(&self, error: TaskError<E>, describe: fn(&TaskError<E>) -> String) {
-        let first = !std::mem::replace(&mut lock(&self.state).failed, true);
-        if first {
-            // `describe` may run the user's `Display`: not under the lock,
-            // and caught, so the error is stored whatever it does (invariant 4).
-            let message = user_code(|| describe(&error)).unwrap_or_else(|| {
-                format!(
-                    "{} (its error's Display panicked)",
-                    error.describe_without_error()
-                )
-            });
-            lock(&self.state).first_error = Some(error);
-            // The trigger takes effect before it logs: a panicking logger
-            // cannot keep the siblings from hearing it.
-            user_code(|| self.shutdown.trigger_with(Reason::error(message)));
-        } else {
-            user_code(|| {
-                if log::log_enabled!(log::Level::Debug) {
-                    log::debug!("{} (after the first failure; dropped)", describe(&error));
-                }
-            });
-            drop_quietly(error);
-        }
+    /// How many tasks run (and unused permits wait), not counting the
+    /// anchor: read under the table's lock, which sets and drops it.
+    pub(super) fn len(&self, group: &Group) -> usize {
+        let state = lock(&self.state);
+        group.len() - usize::from(state.anchor.is_some())
     }
 
-    /// Takes the table for `join`, once the group is drained: every task's
-    /// slot recorded its outcome before its guard dropped (invariant 1), so
-    /// the table is complete.
+    /// A new guard while a task still runs and the set was not aborted:
+    /// how a spawner adds a task after `join` closed the group (invariant 6).
+    pub(super) fn anchor_guard(&self) -> Option<Guard> {
+        if self.abort.is_aborted() {
+            return None;
+        }
+        lock(&self.state).anchor.clone()
+    }
+
+    /// The next finished task in completion order, for `join_next`:
+    /// `None` once no task is running or waiting to be handed out, pending
+    /// (with `cx`'s waker kept) while tasks run but none has finished.
+    pub(super) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Next<T, E>>> {
+        let (index, outcome) = {
+            let mut state = lock(&self.state);
+            loop {
+                let Some(index) = state.completed.pop_front() else {
+                    if state.running == 0 {
+                        return Poll::Ready(None);
+                    }
+                    match &mut state.next_waker {
+                        Some(waker) if waker.will_wake(cx.waker()) => {}
+                        slot => *slot = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
+                };
+                // Always present: `completed` and `outcomes` are taken
+                // together by `join` (invariant 4).
+                if let Some(entry) = state.outcomes.get_mut(index) {
+                    break (index, std::mem::replace(entry, Outcome::Taken));
+                }
+            }
+        };
+        Poll::Ready(match outcome {
+            Outcome::Succeeded { name, value } => Some((task_name(name, index), Ok(value))),
+            Outcome::Failed(error) => Some((error.task_name().clone(), Err(error))),
+            // Invariant 4 rules these out; should it ever break, the task is
+            // reported rather than lost.
+            Outcome::Running { name, .. } => {
+                let task = task_name(name, index);
+                Some((task.clone(), Err(TaskError::Cancelled { task })))
+            }
+            Outcome::Settling | Outcome::Taken => {
+                let task = task_name(None, index);
+                Some((task.clone(), Err(TaskError::Cancelled { task })))
+            }
+        })
+    }
+
+    /// Takes what is left of the table for `join`, once the group is
+    /// drained: every task's slot recorded its outcome before its guard
+    /// dropped (invariant 1), so the table is complete.
     pub(super) fn take_outcomes(&self) -> Outcomes<T, E> {
         let mut state = lock(&self.state);
         Outcomes {
             outcomes: std::mem::take(&mut state.outcomes),
-            first_error: state.first_error.take(),
+            completed: std::mem::take(&mut state.completed),
         }
     }
 }
 
 /// A complete table, taken by `join`.
 pub(super) struct Outcomes<T, E> {
-    outcomes: Vec<Outcome<T>>,
-    first_error: Option<TaskError<E>>,
+    outcomes: Vec<Outcome<T, E>>,
+    completed: VecDeque<usize>,
 }
 
 impl<T, E> Outcomes<T, E> {
-    /// What `join` returns: the first failure, or every result in spawn
-    /// order. Results it does not return are dropped one by one, quietly
-    /// (invariant 5).
+    /// What `join` returns: the first failure (in completion order) that
+    /// `join_next` did not hand out, or every result it did not hand out,
+    /// in spawn order. Results and errors it does not return are dropped
+    /// one by one, quietly (invariant 5).
     pub(super) fn into_results(self) -> Result<Vec<T>, TaskError<E>> {
         let Outcomes {
-            outcomes,
-            first_error,
+            mut outcomes,
+            completed,
         } = self;
-        let mut error = first_error;
+        let first_failure = completed
+            .iter()
+            .find(|&&index| matches!(outcomes.get(index), Some(Outcome::Failed(_))));
+        let mut error = match first_failure.and_then(|&index| outcomes.get_mut(index)) {
+            Some(entry) => match std::mem::replace(entry, Outcome::Taken) {
+                Outcome::Failed(error) => Some(error),
+                other => {
+                    drop_quietly(other);
+                    None
+                }
+            },
+            None => None,
+        };
         let mut values = Vec::with_capacity(if error.is_none() { outcomes.len() } else { 0 });
         for (index, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
-                Outcome::Succeeded(value) if error.is_none() => values.push(value),
-                Outcome::Succeeded(value) => drop_quietly(value),
-                // Invariant 4 rules these out without a stored error; should
-                // it ever break, `join` still answers, and names the task.
+                Outcome::Succeeded { value, .. } if error.is_none() => values.push(value),
+                Outcome::Taken => {}
+                // Invariant 1 rules these out; should it ever break, `join`
+                // still answers, and names the task.
                 Outcome::Running { name, .. } => {
                     error.get_or_insert_with(|| TaskError::Cancelled {
                         task: task_name(name, index),
                     });
                 }
-                Outcome::Ended => {
+                Outcome::Settling => {
                     error.get_or_insert_with(|| TaskError::Cancelled {
                         task: task_name(None, index),
                     });
                 }
+                other => drop_quietly(other),
             }
         }
         match error {
@@ -290,6 +377,10 @@ impl<T, E> Slot<T, E> {
                 born: Instant::now(),
                 location,
             });
+            if state.running == 0 {
+                state.anchor = Some(guard.clone());
+            }
+            state.running += 1;
             index
         };
         Slot {
@@ -305,6 +396,11 @@ impl<T, E> Slot<T, E> {
         self.index
     }
 
+    /// The set this slot belongs to.
+    pub(super) fn shared(&self) -> &Shared<T, E> {
+        &self.shared
+    }
+
     /// Records the task's outcome, then drops the guard, then releases the
     /// permit. Recording first: once the group is drained, every outcome is
     /// in (invariant 1). Releasing last: a new task can only count once this
@@ -313,37 +409,87 @@ impl<T, E> Slot<T, E> {
         let Some(guard) = self.guard.take() else {
             return;
         };
-        let (failure, unrecorded) = self.record(outcome);
-        // Not under the lock: user code (invariant 5).
+        let entry = match outcome {
+            Ok(value) => {
+                let name = self.unlist(false).0;
+                Outcome::Succeeded { name, value }
+            }
+            Err(ending) => {
+                let (name, first) = self.unlist(true);
+                let error = ending.into_error(task_name(name, self.index));
+                // Not under the lock: user code (invariant 5).
+                self.report(&error, first, describe);
+                Outcome::Failed(error)
+            }
+        };
+        let waker = {
+            let mut state = lock(&self.shared.state);
+            // Always present: `join` takes the table only once the group
+            // is drained, after this guard dropped (invariant 3).
+            let unrecorded = match state.outcomes.get_mut(self.index) {
+                Some(slot) => {
+                    *slot = entry;
+                    state.completed.push_back(self.index);
+                    None
+                }
+                None => Some(entry),
+            };
+            state.running = state.running.saturating_sub(1);
+            let anchor = if state.running == 0 {
+                state.anchor.take()
+            } else {
+                None
+            };
+            (state.next_waker.take(), unrecorded, anchor)
+        };
+        let (waker, unrecorded, anchor) = waker;
+        // Not under the lock: user code (invariant 5), and a guard's drop
+        // may finish the group and wake its waiters.
         drop_quietly(unrecorded);
-        if let Some(error) = failure {
-            self.shared.fail(error, describe);
+        drop(anchor);
+        if let Some(waker) = waker {
+            waker.wake();
         }
         drop(guard);
         drop(self.permit.take());
     }
 
-    /// Writes `outcome` into the task's entry, under the table's lock:
-    /// returns the failure to report, if any, and a value that found no
-    /// entry, to be dropped outside the lock.
-    fn record(&self, outcome: Result<T, Ending<E>>) -> (Option<TaskError<E>>, Option<T>) {
+    /// Takes the task's name out of its `Running` entry, which becomes
+    /// `Settling`; for a failure, also says whether it is the set's first.
+    fn unlist(&self, failure: bool) -> (Option<Cow<'static, str>>, bool) {
         let mut state = lock(&self.shared.state);
-        // Always present: `join` takes the table only once the group is
-        // drained, that is after this guard dropped (invariant 3).
-        let entry = state.outcomes.get_mut(self.index);
-        match (outcome, entry) {
-            (Ok(value), Some(entry)) => {
-                *entry = Outcome::Succeeded(value);
-                (None, None)
-            }
-            (Ok(value), None) => (None, Some(value)),
-            (Err(ending), entry) => {
-                let name = match entry.map(|entry| std::mem::replace(entry, Outcome::Ended)) {
-                    Some(Outcome::Running { name, .. }) => name,
-                    _ => None,
-                };
-                (Some(ending.into_error(task_name(name, self.index))), None)
-            }
+        let first = failure && !std::mem::replace(&mut state.failed, true);
+        let name = match state.outcomes.get_mut(self.index) {
+            Some(entry) => match std::mem::replace(entry, Outcome::Settling) {
+                Outcome::Running { name, .. } => name,
+                _ => None,
+            },
+            None => None,
+        };
+        (name, first)
+    }
+
+    /// Tells the siblings about the set's first failure (the shutdown's
+    /// reason is its message); logs later ones at debug level.
+    fn report(&self, error: &TaskError<E>, first: bool, describe: fn(&TaskError<E>) -> String) {
+        if first {
+            // `describe` may run the user's `Display`: caught, so the
+            // shutdown is triggered whatever it does (invariant 4).
+            let message = user_code(|| describe(error)).unwrap_or_else(|| {
+                format!(
+                    "{} (its error's Display panicked)",
+                    error.describe_without_error()
+                )
+            });
+            // The trigger takes effect before it logs: a panicking logger
+            // cannot keep the siblings from hearing it.
+            user_code(|| self.shared.shutdown.trigger_with(Reason::error(message)));
+        } else {
+            user_code(|| {
+                if log::log_enabled!(log::Level::Debug) {
+                    log::debug!("{} (after the first failure)", describe(error));
+                }
+            });
         }
     }
 }

@@ -1,23 +1,24 @@
 //! The ways to add a task to a [`TaskSet`] that wait for a free slot
-//! ([`spawn`](TaskSet::spawn), [`spawn_named`](TaskSet::spawn_named),
-//! [`track`](TaskSet::track), [`spawn_blocking`](TaskSet::spawn_blocking)),
-//! and [`try_spawn`](TaskSet::try_spawn), which does not: each is a
-//! [`Permit`](super::Permit) used at once.
+//! ([`spawn`](TaskSet::spawn) and its kin, [`track`](TaskSet::track),
+//! [`spawn_blocking`](TaskSet::spawn_blocking)), and
+//! [`try_spawn`](TaskSet::try_spawn), which does not: each is a
+//! [`Permit`](super::Permit) used at once, and each is the same method of
+//! the set's [`Spawner`], which [`spawner`](TaskSet::spawner) hands out.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 
-use smol::Executor;
+use smol::{Executor, LocalExecutor};
 
 use super::error::TrySpawnError;
 #[cfg(doc)]
 use super::error::{TaskError, TaskSetClosed};
 #[cfg(doc)]
 use super::futures::TrackedTask;
-use super::futures::{Spawn, SpawnBlocking, Track};
+use super::futures::{Spawn, SpawnBlocking, SpawnLocal, Track};
+use super::spawner::Spawner;
 use super::TaskSet;
-#[cfg(doc)]
 use crate::shutdown::Shutdown;
 
 impl<T, E: fmt::Display> TaskSet<T, E> {
@@ -43,7 +44,7 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     /// # Examples
     ///
     /// ```
-    /// use smol::Executor;
+    /// use smol::{Executor, LocalExecutor};
     /// use smol_graceful::TaskSet;
     ///
     /// let ex = Executor::new();
@@ -64,7 +65,7 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
         T: Send + 'a,
         E: Send + 'a,
     {
-        Spawn::new(self, None, executor, future)
+        self.spawner.spawn(executor, future)
     }
 
     /// [`spawn`](Self::spawn), with a name for errors and straggler reports.
@@ -82,7 +83,7 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     /// # Examples
     ///
     /// ```
-    /// use smol::Executor;
+    /// use smol::{Executor, LocalExecutor};
     /// use smol_graceful::TaskSet;
     ///
     /// let ex = Executor::new();
@@ -105,7 +106,7 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
         T: Send + 'a,
         E: Send + 'a,
     {
-        Spawn::new(self, Some(name.into()), executor, future)
+        self.spawner.spawn_named(name, executor, future)
     }
 
     /// Spawns `future` on `executor` if a slot is free, without waiting:
@@ -124,7 +125,7 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     /// # Examples
     ///
     /// ```
-    /// use smol::Executor;
+    /// use smol::{Executor, LocalExecutor};
     /// use smol_graceful::{TaskSet, TrySpawnError};
     ///
     /// let ex = Executor::new();
@@ -141,8 +142,7 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
         T: Send + 'a,
         E: Send + 'a,
     {
-        self.try_reserve()?.spawn(executor, future);
-        Ok(())
+        self.spawner.try_spawn(executor, future)
     }
 
     /// Waits for a free slot, then wraps `future` as a task of this set for
@@ -181,19 +181,19 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     where
         F: Future<Output = Result<T, E>>,
     {
-        Track::new(self, future)
+        self.spawner.track(future)
     }
 
     /// Waits for a free slot, then runs the blocking closure `f` on smol's
-    /// blocking thread pool ([`smol::unblock`]) as a task of this set, named
-    /// `name`.
+    /// blocking thread pool ([`smol::unblock`]) as a task of this set.
     ///
     /// The task counts until `f` has returned on its thread, even if every
     /// async handle is gone, so the set never reports that it finished while
     /// a blocking thread still runs, and [`join_timeout`](Self::join_timeout)
     /// names it among the stragglers. A panic in `f` becomes
-    /// [`TaskError::Panicked`]. The thread cannot be interrupted: pass `f` a
-    /// clone of [`shutdown`](Self::shutdown) and let it check
+    /// [`TaskError::Panicked`]. The thread cannot be interrupted, not even
+    /// by [`abort`](Self::abort): pass `f` a clone of
+    /// [`shutdown`](Self::shutdown) and let it check
     /// [`Shutdown::is_triggered`] between steps.
     ///
     /// # Errors
@@ -214,12 +214,44 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
     ///
     /// # smol::block_on(async {
     /// let mut set = TaskSet::new();
-    /// set.spawn_blocking("checksum", || Ok::<_, std::io::Error>(0xbeef)).await.unwrap();
+    /// set.spawn_blocking(|| Ok::<_, std::io::Error>(0xbeef)).await.unwrap();
     /// assert_eq!(set.join().await.unwrap(), [0xbeef]);
     /// # });
     /// ```
     #[track_caller]
-    pub fn spawn_blocking<B>(
+    pub fn spawn_blocking<B>(&self, f: B) -> SpawnBlocking<'_, B, T, E>
+    where
+        B: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.spawner.spawn_blocking(f)
+    }
+
+    /// [`spawn_blocking`](Self::spawn_blocking), with a name for errors and
+    /// straggler reports.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskSetClosed`] once the set is closed; `f` is dropped unrun.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`spawn_blocking`](Self::spawn_blocking).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::TaskSet;
+    ///
+    /// # smol::block_on(async {
+    /// let mut set = TaskSet::<(), _>::new();
+    /// set.spawn_blocking_named("checksum", || Err("mismatch")).await.unwrap();
+    /// assert_eq!(set.join().await.unwrap_err().to_string(), "checksum failed: mismatch");
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking_named<B>(
         &self,
         name: impl Into<Cow<'static, str>>,
         f: B,
@@ -229,6 +261,164 @@ impl<T, E: fmt::Display> TaskSet<T, E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        SpawnBlocking::new(self, name.into(), f)
+        self.spawner.spawn_blocking_named(name, f)
+    }
+
+    /// [`try_spawn`](Self::try_spawn), with a name for errors and straggler
+    /// reports.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_spawn`](Self::try_spawn); `future` is dropped unspawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol::{Executor, LocalExecutor};
+    /// use smol_graceful::TaskSet;
+    ///
+    /// let ex = Executor::new();
+    /// let set = TaskSet::<(), String>::new();
+    /// set.try_spawn_named("poller", &ex, std::future::pending()).unwrap();
+    /// assert_eq!(set.stragglers().names(), ["poller"]);
+    /// ```
+    #[track_caller]
+    pub fn try_spawn_named<'a, F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        executor: &Executor<'a>,
+        future: F,
+    ) -> Result<(), TrySpawnError>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'a,
+        T: Send + 'a,
+        E: Send + 'a,
+    {
+        self.spawner.try_spawn_named(name, executor, future)
+    }
+
+    /// [`spawn`](Self::spawn), giving the task the set's
+    /// [`shutdown`](Self::shutdown): `make` receives a clone and returns the
+    /// task's future, so no clone line is needed.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskSetClosed`] once the set is closed; the future is dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`spawn`](Self::spawn). `make` runs at the call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol::{Executor, LocalExecutor};
+    /// use smol_graceful::TaskSet;
+    ///
+    /// let ex = Executor::new();
+    /// let mut set = TaskSet::new();
+    /// smol::block_on(ex.run(async {
+    ///     for id in 0..3 {
+    ///         set.spawn_with(&ex, move |shutdown| async move {
+    ///             shutdown.triggered().await;
+    ///             Ok::<_, String>(id)
+    ///         })
+    ///         .await
+    ///         .unwrap();
+    ///     }
+    ///     set.shutdown().trigger();
+    ///     assert_eq!(set.join().await.unwrap(), [0, 1, 2]);
+    /// }));
+    /// ```
+    #[track_caller]
+    pub fn spawn_with<'s, 'a, W, F>(
+        &'s self,
+        executor: &'s Executor<'a>,
+        make: W,
+    ) -> Spawn<'s, 'a, F, T, E>
+    where
+        W: FnOnce(Shutdown) -> F,
+        F: Future<Output = Result<T, E>> + Send + 'a,
+        T: Send + 'a,
+        E: Send + 'a,
+    {
+        self.spawner.spawn_with(executor, make)
+    }
+
+    /// Waits for a free slot, then spawns the `!Send` `future` on a
+    /// [`LocalExecutor`] as a task of this set.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskSetClosed`] once the set is closed; `future` is dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use smol::LocalExecutor;
+    /// use smol_graceful::TaskSet;
+    ///
+    /// let ex = LocalExecutor::new();
+    /// let mut set = TaskSet::new();
+    /// let name = Rc::new("local"); // !Send
+    /// smol::block_on(ex.run(async {
+    ///     set.spawn_local(&ex, async move { Ok::<_, String>(*name) }).await.unwrap();
+    ///     assert_eq!(set.join().await.unwrap(), ["local"]);
+    /// }));
+    /// ```
+    #[track_caller]
+    pub fn spawn_local<'s, 'a, F>(
+        &'s self,
+        executor: &'s LocalExecutor<'a>,
+        future: F,
+    ) -> SpawnLocal<'s, 'a, F, T, E>
+    where
+        F: Future<Output = Result<T, E>> + 'a,
+        T: 'a,
+        E: 'a,
+    {
+        self.spawner.spawn_local(executor, future)
+    }
+}
+
+impl<T, E> TaskSet<T, E> {
+    /// A cloneable [`Spawner`] that adds tasks to this set from anywhere,
+    /// from inside its own tasks too, until the set is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use smol::{Executor, LocalExecutor};
+    /// use smol_graceful::TaskSet;
+    ///
+    /// let ex = Arc::new(Executor::new());
+    /// let mut set = TaskSet::<u32, String>::new();
+    /// let spawner = set.spawner();
+    /// smol::block_on(ex.run(async {
+    ///     let (ex2, spawner2) = (ex.clone(), spawner.clone());
+    ///     set.spawn(&ex, async move {
+    ///         spawner2.spawn(&ex2, async { Ok(2) }).await.map_err(|e| e.to_string())?;
+    ///         Ok(1)
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    ///     let mut all = set.join().await.unwrap();
+    ///     all.sort();
+    ///     assert_eq!(all, [1, 2]);
+    ///     assert!(spawner.is_closed()); // kept alive, but the set is over
+    ///     assert!(spawner.try_spawn(&ex, async { Ok(3) }).is_err());
+    /// }));
+    /// ```
+    pub fn spawner(&self) -> Spawner<T, E> {
+        Spawner {
+            strict: false,
+            ..self.spawner.clone()
+        }
     }
 }

@@ -1,0 +1,97 @@
+//! [`TaskSet::abort`](super::TaskSet::abort)'s machinery: one flag per set
+//! and an event every pending task listens to, so that each task is woken,
+//! sees the flag at its next poll, and drops its body.
+//!
+//! A task makes its listener the first time its body returns `Pending`
+//! (a task that finishes in one poll never makes one), and re-registers
+//! only when its executor hands it a different waker, so a task polled
+//! many times pays one `will_wake` comparison per poll. Ordering, the
+//! event-listener pattern: `abort` stores the flag, then notifies; a task
+//! listens, then loads the flag. Either the load sees the store, or the
+//! listener was inserted before the notification and is woken by it.
+
+use std::future::Future as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use event_listener::{Event, EventListener};
+
+/// A set's abort flag and the event that wakes its tasks when it is set.
+pub(super) struct AbortFlag {
+    aborted: AtomicBool,
+    event: Event,
+}
+
+impl AbortFlag {
+    pub(super) fn new() -> AbortFlag {
+        AbortFlag {
+            aborted: AtomicBool::new(false),
+            event: Event::new(),
+        }
+    }
+
+    /// Sets the flag and wakes every task that listens. True if this call
+    /// set it.
+    pub(super) fn abort(&self) -> bool {
+        // SeqCst: pairs with the SeqCst load in `is_aborted` that follows a
+        // task's `listen` (the event-listener pattern, see the module docs):
+        // either that load sees this store, or `notify` (which begins with a
+        // SeqCst fence) sees the listener and wakes it.
+        let first = !self.aborted.swap(true, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+        first
+    }
+
+    /// True once `abort` was called.
+    pub(super) fn is_aborted(&self) -> bool {
+        // SeqCst: see `abort`.
+        self.aborted.load(Ordering::SeqCst)
+    }
+}
+
+/// One task's watch on its set's abort flag.
+#[derive(Default)]
+pub(super) struct AbortWatch {
+    /// Made at the task's first `Pending`.
+    listener: Option<EventListener>,
+    /// The waker the listener holds, to skip re-registering the same one.
+    waker: Option<Waker>,
+}
+
+impl AbortWatch {
+    /// After the task's body returned `Pending`: makes sure `cx`'s waker is
+    /// woken by an abort. True if the set is aborted already.
+    pub(super) fn register(&mut self, flag: &AbortFlag, cx: &mut Context<'_>) -> bool {
+        let listener = match &mut self.listener {
+            Some(listener) => listener,
+            None => {
+                let listener = self.listener.insert(flag.event.listen());
+                // Listen, then load (see the module docs).
+                if flag.is_aborted() {
+                    return true;
+                }
+                listener
+            }
+        };
+        if self
+            .waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            return false;
+        }
+        if let Poll::Ready(()) = std::pin::Pin::new(listener).poll(cx) {
+            return true;
+        }
+        self.waker = Some(cx.waker().clone());
+        false
+    }
+}
+
+impl std::fmt::Debug for AbortWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AbortWatch")
+            .field("listening", &self.listener.is_some())
+            .finish()
+    }
+}
