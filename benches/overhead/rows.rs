@@ -6,6 +6,7 @@
 mod broadcast;
 mod count;
 mod join;
+mod task_set;
 mod wait;
 
 use crate::fixtures::Fixtures;
@@ -38,6 +39,8 @@ pub const SETS: &[&Spec] = &[
     &join::TASKSET_JOIN_10K,
     &join::TASKSET_JOIN_100K,
     &join::TASKSET_JOIN_1M,
+    &task_set::JOIN_NEXT_10K,
+    &task_set::ABORT_10K,
     &broadcast::SHUTDOWN_TRIGGER_1K,
     &broadcast::SHUTDOWN_TRIGGER_10K,
     &broadcast::SHUTDOWN_TRIGGER_100K,
