@@ -419,3 +419,32 @@ fn wait_owned_is_cancel_safe_and_many_can_wait() {
     let mut late = pin!(group.wait_owned());
     assert!(block_on(poll_once(late.as_mut())).is_some());
 }
+
+#[test]
+fn a_hundred_thousand_named_guards_are_listed_oldest_first_and_forgotten_when_dropped() {
+    let group = Group::new();
+    let n = if cfg!(miri) { 100 } else { 100_000 };
+    let mut guards: Vec<Option<Guard>> = (0..n)
+        .map(|i| Some(group.add_named(format!("task {i}")).unwrap()))
+        .collect();
+    let report = group.stragglers();
+    assert_eq!(report.count(), n);
+    let names = report.names();
+    assert_eq!(names.len(), n);
+    assert_eq!(names[0], "task 0");
+    assert_eq!(names[n - 1], format!("task {}", n - 1));
+    // Drop every other one, then the rest from the back.
+    for guard in guards.iter_mut().step_by(2) {
+        guard.take();
+    }
+    assert_eq!(group.stragglers().names().len(), n / 2);
+    let waker = FlagWaker::new();
+    let mut wait = pin!(group.wait());
+    assert!(waker.poll(wait.as_mut()).is_pending());
+    while let Some(guard) = guards.pop() {
+        drop(guard);
+    }
+    assert!(waker.take_woken());
+    assert!(waker.poll(wait.as_mut()).is_ready());
+    assert!(group.stragglers().named().is_empty());
+}
