@@ -129,12 +129,13 @@ async fn run(addr: &str, settings: Settings) -> i32 {
 
     // `shutdown` (the signal) turns /healthz to 503; `draining`, triggered after the
     // drain delay, stops accepting and closes the connections gracefully.
-    let (group, draining) = (Group::new(), Shutdown::new());
+    // `forced`, triggered when the grace runs out, drops the connections still open.
+    let (group, draining, forced) = (Group::new(), Shutdown::new(), Shutdown::new());
     let acceptor = smol::spawn(accept(
         listener,
         group.clone(),
         shutdown.clone(),
-        draining.clone(),
+        [draining.clone(), forced.clone()],
         settings.header_timeout,
     ));
     // Waits for the signal (and with `systemd`, then sends STOPPING=1).
@@ -144,7 +145,7 @@ async fn run(addr: &str, settings: Settings) -> i32 {
     if let Err(e) = smol_graceful::systemd::notify_on_shutdown(&shutdown).await {
         log::warn!("{e}");
     }
-    let stop = stop(&shutdown, &settings, draining, acceptor, &group);
+    let stop = stop(&shutdown, &settings, [draining, forced], acceptor, &group);
     // With `systemd`: EXTEND_TIMEOUT_USEC now and every 5 s until the drain ends, so
     // that the unit's TimeoutStopSec does not cut a drain that GRACE_MS still allows.
     #[cfg(feature = "systemd")]
@@ -177,12 +178,12 @@ async fn listen(addr: &str) -> Result<(std::net::SocketAddr, TcpListener), Strin
     }
 }
 
-/// After the signal: the drain delay, then stop accepting and drain; returns the exit
-/// code.
+/// After the signal: the drain delay, then stop accepting and drain; past the grace,
+/// force the connections still open closed; returns the exit code.
 async fn stop(
     shutdown: &Shutdown,
     settings: &Settings,
-    draining: Shutdown,
+    [draining, forced]: [Shutdown; 2],
     acceptor: smol::Task<()>,
     group: &Group,
 ) -> i32 {
@@ -215,6 +216,16 @@ async fn stop(
             say(format_args!("grace period over, exiting with stragglers"));
             let grace = settings.grace.as_millis();
             log::error!("gave up after {grace} ms: {stragglers}");
+            // Grace, then force (as `TaskSet::join_timeout`, `abort`, `join`): drop
+            // the connections still open, so that each closes now, and see them go.
+            forced.trigger();
+            match group.wait_timeout(Duration::from_millis(500)).await {
+                Ok(()) => say(format_args!(
+                    "closed the {} connection(s) still open",
+                    stragglers.count()
+                )),
+                Err(left) => log::error!("still open after being closed: {left}"),
+            }
             1
         }
     }
@@ -227,7 +238,7 @@ async fn accept(
     listener: TcpListener,
     group: Group,
     shutdown: Shutdown,
-    draining: Shutdown,
+    [draining, forced]: [Shutdown; 2],
     header_timeout: Duration,
 ) {
     let mut http = http1::Builder::new();
@@ -276,9 +287,11 @@ async fn accept(
             conn_draining,
             Instant::now() + FIRST_REQUEST_WAIT,
         );
+        let forced = forced.clone();
         smol::spawn(async move {
-            // `due` never ends: the connection's end ends both.
-            if let Err(e) = smol::future::or(conn, due).await {
+            // `due` never ends: the connection's end ends both; `forced` drops it.
+            let served = forced.run_until_triggered(smol::future::or(conn, due));
+            if let Some(Err(e)) = served.await {
                 log::debug!("connection {peer}: {e}");
             }
         })

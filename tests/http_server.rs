@@ -70,8 +70,13 @@ fn stragglers_past_the_grace_period_are_named_and_exit_1() {
         .collect();
     server.signal("TERM");
     let signalled = Instant::now();
+    // Grace, then force: the connections still open are dropped, and gone, before
+    // the exit.
+    server.expect_line("grace period over");
+    server.expect_line("closed the 2 connection(s) still open");
     let stderr = assert_exits_soon(server, signalled, Duration::from_secs(5), 1);
     assert!(stderr.contains("connection 127.0.0.1:"), "stderr: {stderr}");
+    assert!(!stderr.contains("still open after"), "stderr: {stderr}");
     for client in &clients {
         let name = format!("connection {}", client.local_addr());
         assert!(stderr.contains(&name), "{name} not in stderr: {stderr}");
