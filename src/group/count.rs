@@ -198,6 +198,7 @@ impl Count {
 
     #[cfg(test)]
     pub(super) fn mark_closed(&self, closed: bool) {
+        // Relaxed: tests set the flag on the thread that then reads it.
         self.closed.store(closed, Ordering::Relaxed);
     }
 }

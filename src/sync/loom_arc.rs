@@ -118,6 +118,7 @@ impl<T: LastRef> Arc<T> {
     }
 
     pub(crate) fn strong_count(this: &Arc<T>) -> usize {
+        // Relaxed, as std: a snapshot of the count, publishing nothing.
         this.inner.strong.load(Ordering::Relaxed)
     }
 
@@ -200,6 +201,7 @@ impl<T: LastRef> Weak<T> {
     pub(crate) fn strong_count(&self) -> usize {
         self.inner
             .upgrade()
+            // Relaxed, as std: a snapshot of the count, publishing nothing.
             .map_or(0, |inner| inner.strong.load(Ordering::Relaxed))
     }
 }
