@@ -104,6 +104,8 @@ mod group;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
+#[cfg(any(feature = "signal", feature = "smol"))]
+mod panic;
 mod shutdown;
 #[cfg(feature = "signal")]
 pub mod signal;

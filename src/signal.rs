@@ -89,11 +89,9 @@
 //! }
 //! ```
 
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -103,6 +101,7 @@ use futures_core::Stream;
 
 pub use async_signal::Signal;
 
+use crate::panic::{drop_payload, message as panic_message};
 use crate::shutdown::{Reason, Shutdown};
 
 mod backoff;
@@ -404,23 +403,6 @@ impl fmt::Debug for Watch {
             .field("seen", &self.seen)
             .field("read_errors_in_a_row", &self.backoff.failures)
             .finish_non_exhaustive()
-    }
-}
-
-/// The text of a panic payload, if it is a string.
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(not a string)")
-}
-
-/// Drops a panic payload whose `Drop` may itself panic; such a second
-/// payload is leaked rather than dropped.
-fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-        mem::forget(again);
     }
 }
 

@@ -36,7 +36,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use super::drop_payload;
+use crate::panic::drop_payload;
 
 /// How long the exit on a second signal waits for the logger to write why.
 const EXIT_LOG_WAIT: Duration = Duration::from_millis(100);

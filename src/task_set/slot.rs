@@ -91,8 +91,9 @@ use smol::lock::SemaphoreGuardArc;
 use super::abort::AbortFlag;
 use super::error::TaskError;
 use super::permit::Limit;
-use super::user_code::{drop_payload, drop_quietly, panic_message, user_code};
+use super::user_code::{drop_payload, drop_quietly, user_code};
 use crate::group::{Group, Guard};
+use crate::panic::message as panic_message;
 use crate::shutdown::{Reason, Shutdown};
 use crate::stragglers::{Straggler, Stragglers};
 use crate::sync::{lock, Mutex};
@@ -518,7 +519,7 @@ impl<T, E: std::fmt::Display> Slot<T, E> {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Ending::Failed(error)),
             Err(payload) => {
-                let message = panic_message(&*payload);
+                let message = panic_message(&*payload).to_owned();
                 drop_payload(payload);
                 Err(Ending::Panicked(message))
             }

@@ -1,0 +1,29 @@
+//! Panic payloads met while running user code (a logger, a callback, a
+//! task): their message, and a drop that cannot itself unwind.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+
+/// The message of a panic payload: the `&str` or `String` that `panic!`
+/// makes, or a placeholder for any other payload.
+pub(crate) fn message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic payload that is not a string")
+}
+
+/// Drops a panic payload, which is user code too when it is not a plain
+/// message. If that `Drop` panics in turn, the second payload is dropped
+/// only if it is a plain message, and leaked otherwise: a chain of payloads
+/// whose drops panic must end somewhere.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        if again.is::<&'static str>() || again.is::<String>() {
+            drop(again);
+        } else {
+            std::mem::forget(again);
+        }
+    }
+}
