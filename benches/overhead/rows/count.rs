@@ -6,8 +6,8 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use smol_graceful::Group;
 use tokio_util::task::TaskTracker;
@@ -65,7 +65,11 @@ pub static GROUP_NEW_DROP: Spec = Spec::new(
     "one Group::new and its drop",
     group_new_drop,
 )
-.against(&[at_most(1.5, &TT_NEW_DROP)]);
+.against(&[
+    at_most(1.5, &TT_NEW_DROP),
+    vs(&TWO_ARC_FLOOR_NEW_DROP),
+    vs(&SELF_ARC_NEW_DROP),
+]);
 
 static TT_NEW_DROP: Spec = Spec::new(
     "tt_new_drop",
@@ -81,13 +85,41 @@ pub static LIFECYCLE: Spec = Spec::new(
      finishes the group), drop of the group",
     lifecycle,
 )
-.against(&[at_most(1.2, &TT_LIFECYCLE)]);
+.against(&[at_most(1.2, &TT_LIFECYCLE), vs(&TWO_ARC_FLOOR_LIFECYCLE)]);
 
 static TT_LIFECYCLE: Spec = Spec::new(
     "tt_lifecycle",
     1,
     "lifecycle with TaskTracker::new, token, close, drop of the token, drop",
     tt_lifecycle,
+);
+
+static TWO_ARC_FLOOR_NEW_DROP: Spec = Spec::new(
+    "two_arc_floor_new_drop",
+    1,
+    "this design's floor, no group logic: a handle made with Arc::new_cyclic \
+     holding a token Arc in a Mutex<Option<_>> and a Weak to it, the token \
+     holding a Weak to the handle; made and dropped",
+    two_arc_floor_new_drop,
+);
+
+static SELF_ARC_NEW_DROP: Spec = Spec::new(
+    "self_arc_new_drop",
+    1,
+    "the one-allocation layout possible without unsafe, no group logic: one \
+     Arc holding a strong reference to itself (the open group's own \
+     reference) and a handle count, the handle a Weak; made and dropped",
+    self_arc_new_drop,
+);
+
+static TWO_ARC_FLOOR_LIFECYCLE: Spec = Spec::new(
+    "two_arc_floor_lifecycle",
+    1,
+    "two_arc_floor_new_drop's layout through a group's life: made, an upgrade \
+     of the token (add), the Mutex's Arc taken and dropped (close), the \
+     upgraded Arc dropped (its Drop upgrades the handle's Weak and stores a \
+     flag: finish), dropped",
+    two_arc_floor_lifecycle,
 );
 
 pub static ADD_NAMED: Spec = Spec::new(
@@ -232,6 +264,92 @@ fn check_lifecycle() {
         wait.as_mut().poll(&mut cx).is_ready(),
         "the last drop did not finish"
     );
+}
+
+/// The handle of the two-allocation floor: what a `Group` is made of
+/// (`src/group.rs`, `src/group/count.rs`) without its logic.
+struct FloorHandle {
+    open: Mutex<Option<Arc<FloorToken>>>,
+    root: Weak<FloorToken>,
+    done: AtomicBool,
+}
+
+/// The root token of the floor: its strong count is the count, and its
+/// `Drop` reaches the handle through a `Weak`, as `Token::Root` does.
+struct FloorToken(Weak<FloorHandle>);
+
+impl Drop for FloorToken {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.upgrade() {
+            // Release: the store `finish` makes.
+            handle.done.store(true, Ordering::Release);
+        }
+    }
+}
+
+fn floor_new() -> Arc<FloorHandle> {
+    Arc::new_cyclic(|handle| {
+        let token = Arc::new(FloorToken(handle.clone()));
+        FloorHandle {
+            root: Arc::downgrade(&token),
+            open: Mutex::new(Some(token)),
+            done: AtomicBool::new(false),
+        }
+    })
+}
+
+fn two_arc_floor_new_drop(_: &Fixtures) -> Body {
+    body(|n| time(n, || drop(black_box(floor_new()))))
+}
+
+fn two_arc_floor_lifecycle(_: &Fixtures) -> Body {
+    body(|n| {
+        time(n, || {
+            let handle = black_box(floor_new());
+            let guard = black_box(handle.root.upgrade().unwrap());
+            let own = handle.open.lock().unwrap().take();
+            drop(own);
+            drop(guard);
+            drop(handle);
+        })
+    })
+}
+
+/// The one-allocation layout: the open group's own reference is a strong
+/// reference the allocation holds to itself, handles are `Weak`s with a
+/// count, and the last handle (or a close) takes the self-reference out.
+struct SelfArc {
+    open: Mutex<Option<Arc<SelfArc>>>,
+    handles: AtomicUsize,
+}
+
+struct SelfArcHandle(Weak<SelfArc>);
+
+impl Drop for SelfArcHandle {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            // AcqRel: the last handle's drop must see every other handle's
+            // drop, as a reference count's does.
+            if inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let own = inner.open.lock().unwrap().take();
+                drop(own);
+            }
+        }
+    }
+}
+
+fn self_arc_new() -> SelfArcHandle {
+    let inner = Arc::new(SelfArc {
+        open: Mutex::new(None),
+        handles: AtomicUsize::new(1),
+    });
+    let handle = SelfArcHandle(Arc::downgrade(&inner));
+    *inner.open.lock().unwrap() = Some(Arc::clone(&inner));
+    handle
+}
+
+fn self_arc_new_drop(_: &Fixtures) -> Body {
+    body(|n| time(n, || drop(black_box(self_arc_new()))))
 }
 
 fn tt_lifecycle(_: &Fixtures) -> Body {

@@ -39,7 +39,7 @@ use crate::harness::{body, time, Body, JOIN_REPS};
 macro_rules! join_rows {
     ($n:literal, $label:literal, $text:literal,
      $join:ident, $floor:ident, $tt:ident,
-     $join_local:ident, $floor_local:ident, $tt_local:ident,
+     $join_local:ident, $floor_local:ident, $arc_local:ident, $tt_local:ident,
      $taskset:ident, $collect:ident, $unordered:ident) => {
         pub static $join: Spec = Spec::new(
             concat!("join_", $label),
@@ -93,7 +93,11 @@ macro_rules! join_rows {
             join_local::<$n>,
         )
         .reps(JOIN_REPS)
-        .against(&[at_most(1.03, &$floor_local), vs(&$tt_local)]);
+        .against(&[
+            at_most(1.03, &$floor_local),
+            vs(&$arc_local),
+            vs(&$tt_local),
+        ]);
 
         static $floor_local: Spec = Spec::new(
             concat!("floor_countdown_local_", $label),
@@ -106,6 +110,20 @@ macro_rules! join_rows {
                  waiting task"
             ),
             floor_countdown_local::<$n>,
+        );
+
+        static $arc_local: Spec = Spec::new(
+            concat!("floor_arc_local_", $label),
+            $n,
+            concat!(
+                "one of ",
+                $text,
+                " empty tasks spawned on the same LocalExecutor and detached, \
+                 each holding a clone of one Arc (a count other threads could \
+                 share: an atomic increment and decrement per task); the \
+                 Arc's Drop, at the last task, wakes the waiting task"
+            ),
+            floor_arc_local::<$n>,
         );
 
         static $tt_local: Spec = Spec::new(
@@ -165,6 +183,7 @@ join_rows!(
     TT_JOIN_1K,
     JOIN_LOCAL_1K,
     FLOOR_COUNTDOWN_LOCAL_1K,
+    FLOOR_ARC_LOCAL_1K,
     TT_JOIN_LOCAL_1K,
     TASKSET_JOIN_1K,
     TASK_AWAIT_COLLECT_1K,
@@ -179,6 +198,7 @@ join_rows!(
     TT_JOIN_10K,
     JOIN_LOCAL_10K,
     FLOOR_COUNTDOWN_LOCAL_10K,
+    FLOOR_ARC_LOCAL_10K,
     TT_JOIN_LOCAL_10K,
     TASKSET_JOIN_10K,
     TASK_AWAIT_COLLECT_10K,
@@ -193,6 +213,7 @@ join_rows!(
     TT_JOIN_100K,
     JOIN_LOCAL_100K,
     FLOOR_COUNTDOWN_LOCAL_100K,
+    FLOOR_ARC_LOCAL_100K,
     TT_JOIN_LOCAL_100K,
     TASKSET_JOIN_100K,
     TASK_AWAIT_COLLECT_100K,
@@ -207,6 +228,7 @@ join_rows!(
     TT_JOIN_1M,
     JOIN_LOCAL_1M,
     FLOOR_COUNTDOWN_LOCAL_1M,
+    FLOOR_ARC_LOCAL_1M,
     TT_JOIN_LOCAL_1M,
     TASKSET_JOIN_1M,
     TASK_AWAIT_COLLECT_1M,
@@ -336,6 +358,51 @@ fn floor_countdown_local<const N: u64>(_: &Fixtures) -> Body {
                 Poll::Ready(())
             } else {
                 countdown.waiter.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+    })
+}
+
+/// The count of `floor_arc_local`: its strong count is the number of tasks
+/// still running, and its `Drop` wakes the waiter.
+struct ArcCountdown {
+    done: Rc<LocalCountdown>,
+}
+
+impl Drop for ArcCountdown {
+    fn drop(&mut self) {
+        self.done.left.set(0);
+        if let Some(waker) = self.done.waiter.take() {
+            waker.wake();
+        }
+    }
+}
+
+fn floor_arc_local<const N: u64>(_: &Fixtures) -> Body {
+    on_local(|ex| async move {
+        let done = Rc::new(LocalCountdown {
+            left: Cell::new(1),
+            waiter: Cell::new(None),
+        });
+        let count = Arc::new(ArcCountdown {
+            done: Rc::clone(&done),
+        });
+        for _ in 0..N {
+            let count = Arc::clone(&count);
+            let task = async move {
+                work().await;
+                drop(count);
+            };
+            ex.spawn(task).detach();
+        }
+        drop(count);
+        poll_fn(|cx| {
+            if done.left.get() == 0 {
+                Poll::Ready(())
+            } else {
+                done.waiter.set(Some(cx.waker().clone()));
                 Poll::Pending
             }
         })
