@@ -14,10 +14,13 @@
 //! reservation that succeeded before `join` closed the group is waited
 //! for. When the permit starts its task, the task owns a [`Slot`]: its
 //! index, that guard and, in a limited set, a semaphore permit. While the
-//! task runs, its table entry holds its name, birth time and spawn site,
-//! which is what [`Shared::stragglers`] reports; names are only formatted
-//! (`task #i`) when a report, an error or `join_next` needs them. When the
-//! task ends, the slot records the outcome *first* (and queues its index),
+//! task runs, its table entry holds its birth time and spawn site, and a
+//! name given to it sits beside its index in a list of its own (an unnamed
+//! task's entry is three words): that is what [`Shared::stragglers`]
+//! reports; names are only formatted (`task #i`) when a report, an error
+//! or `join_next` needs them. When the task ends, the slot records the
+//! outcome *first* (and queues its index; a success in one lock, a failure
+//! in two, its message written between them),
 //! then drops the guard, then releases the permit: once the group is
 //! drained every outcome is in the table, and the group never counts more
 //! tasks than the limit allows. A slot dropped before its task ended (the
@@ -115,6 +118,13 @@ pub(super) struct Shared<T, E> {
 struct State<T, E> {
     /// One entry per spawned task, indexed by spawn order. Taken by `join`.
     outcomes: Vec<Outcome<T, E>>,
+    /// The names given to tasks, each beside its task's index, in spawn
+    /// order (so sorted by index); unnamed tasks have none. A name is taken
+    /// (`None`) when an error or `join_next` hands it out. Kept apart from
+    /// `outcomes` so that an unnamed task's entry is two words.
+    names: Vec<(usize, Option<Cow<'static, str>>)>,
+    /// The latest birth recorded, so that births follow spawn order.
+    last_born: Option<Instant>,
     /// How many entries are `Running` or `Settling` (invariant 4).
     running: usize,
     /// The indices of `Succeeded` and `Failed` entries, in the order they
@@ -141,24 +151,21 @@ impl<T, E> Drop for State<T, E> {
     }
 }
 
-/// One task's entry in a set's table.
+/// One task's entry in a set's table: three words when `T` is at most two
+/// (its name, if any, is in `State::names`; a failure is boxed).
 enum Outcome<T, E> {
     /// Still running: what a straggler report says about it.
     Running {
-        /// The name given to its [`Permit`](super::Permit), if any.
-        name: Option<Cow<'static, str>>,
         born: Instant,
         location: &'static Location<'static>,
     },
     /// A failure whose message is being written (outside the lock).
     Settling,
     /// Returned `Ok(value)`.
-    Succeeded {
-        name: Option<Cow<'static, str>>,
-        value: T,
-    },
-    /// Failed, panicked or was cancelled.
-    Failed(TaskError<E>),
+    Succeeded(T),
+    /// Failed, panicked or was cancelled. Boxed: failures are rare, and an
+    /// unboxed error would make every entry as large as a `TaskError`.
+    Failed(Box<TaskError<E>>),
     /// Handed out by `join_next`.
     Taken,
 }
@@ -166,6 +173,36 @@ enum Outcome<T, E> {
 /// The name of task `index`: the one it was given, or `task #index`.
 fn task_name(name: Option<Cow<'static, str>>, index: usize) -> Cow<'static, str> {
     name.unwrap_or_else(|| Cow::Owned(format!("task #{index}")))
+}
+
+/// Where task `index` is in `names` (sorted by index), if it was named.
+fn name_slot(names: &[(usize, Option<Cow<'static, str>>)], index: usize) -> Option<usize> {
+    names.binary_search_by_key(&index, |&(i, _)| i).ok()
+}
+
+/// Takes task `index`'s name out of `names`: it is handed out once.
+fn take_name(
+    names: &mut [(usize, Option<Cow<'static, str>>)],
+    index: usize,
+) -> Option<Cow<'static, str>> {
+    let at = name_slot(names, index)?;
+    names.get_mut(at)?.1.take()
+}
+
+impl<T, E> State<T, E> {
+    /// The birth of a task that starts `now` (read before the lock, to keep
+    /// the clock out of it): never before the previous task's, so that
+    /// spawn order and births agree (stragglers are listed oldest first)
+    /// even if two threads read the clock in one order and take the lock in
+    /// the other.
+    fn born(&mut self, now: Instant) -> Instant {
+        let born = match self.last_born {
+            Some(last) if last > now => last,
+            _ => now,
+        };
+        self.last_born = Some(born);
+        born
+    }
 }
 
 impl<T, E> Shared<T, E> {
@@ -177,6 +214,8 @@ impl<T, E> Shared<T, E> {
             abort: AbortFlag::new(),
             state: Mutex::new(State {
                 outcomes: Vec::new(),
+                names: Vec::new(),
+                last_born: None,
                 running: 0,
                 completed: VecDeque::new(),
                 failed: false,
@@ -205,15 +244,16 @@ impl<T, E> Shared<T, E> {
             .iter()
             .enumerate()
             .filter_map(|(index, outcome)| match outcome {
-                Outcome::Running {
-                    name,
-                    born,
-                    location,
-                } => Some(Straggler::new(
-                    task_name(name.clone(), index),
-                    now.saturating_duration_since(*born),
-                    location,
-                )),
+                Outcome::Running { born, location } => {
+                    let name = name_slot(&state.names, index)
+                        .and_then(|at| state.names.get(at))
+                        .and_then(|(_, name)| name.clone());
+                    Some(Straggler::new(
+                        task_name(name, index),
+                        now.saturating_duration_since(*born),
+                        location,
+                    ))
+                }
                 _ => None,
             })
             .collect();
@@ -240,7 +280,7 @@ impl<T, E> Shared<T, E> {
     /// `None` once no task is running or waiting to be handed out, pending
     /// (with `cx`'s waker kept) while tasks run but none has finished.
     pub(super) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Next<T, E>>> {
-        let (index, outcome) = {
+        let outcome = {
             let mut state = lock(&self.state);
             loop {
                 let Some(index) = state.completed.pop_front() else {
@@ -256,21 +296,19 @@ impl<T, E> Shared<T, E> {
                 // Always present: `completed` and `outcomes` are taken
                 // together by `join` (invariant 4).
                 if let Some(entry) = state.outcomes.get_mut(index) {
-                    break (index, std::mem::replace(entry, Outcome::Taken));
+                    let outcome = std::mem::replace(entry, Outcome::Taken);
+                    break (index, outcome, take_name(&mut state.names, index));
                 }
             }
         };
+        let (index, outcome, name) = outcome;
         Poll::Ready(match outcome {
-            Outcome::Succeeded { name, value } => Some((task_name(name, index), Ok(value))),
-            Outcome::Failed(error) => Some((error.task_name().clone(), Err(error))),
+            Outcome::Succeeded(value) => Some((task_name(name, index), Ok(value))),
+            Outcome::Failed(error) => Some((error.task_name().clone(), Err(*error))),
             // Invariant 4 rules these out; should it ever break, the task is
             // reported rather than lost.
-            Outcome::Running { name, .. } => {
+            Outcome::Running { .. } | Outcome::Settling | Outcome::Taken => {
                 let task = task_name(name, index);
-                Some((task.clone(), Err(TaskError::Cancelled { task })))
-            }
-            Outcome::Settling | Outcome::Taken => {
-                let task = task_name(None, index);
                 Some((task.clone(), Err(TaskError::Cancelled { task })))
             }
         })
@@ -283,7 +321,9 @@ impl<T, E> Shared<T, E> {
         let mut state = lock(&self.state);
         Outcomes {
             outcomes: std::mem::take(&mut state.outcomes),
+            names: std::mem::take(&mut state.names),
             completed: std::mem::take(&mut state.completed),
+            failed: state.failed,
         }
     }
 }
@@ -291,7 +331,11 @@ impl<T, E> Shared<T, E> {
 /// A complete table, taken by `join`.
 pub(super) struct Outcomes<T, E> {
     outcomes: Vec<Outcome<T, E>>,
+    names: Vec<(usize, Option<Cow<'static, str>>)>,
     completed: VecDeque<usize>,
+    /// `State::failed`: false if no task ever failed, so that no entry is
+    /// `Failed` and there is no first failure to look for.
+    failed: bool,
 }
 
 impl<T, E> Outcomes<T, E> {
@@ -302,14 +346,21 @@ impl<T, E> Outcomes<T, E> {
     pub(super) fn into_results(self) -> Result<Vec<T>, TaskError<E>> {
         let Outcomes {
             mut outcomes,
+            mut names,
             completed,
+            failed,
         } = self;
-        let first_failure = completed
-            .iter()
-            .find(|&&index| matches!(outcomes.get(index), Some(Outcome::Failed(_))));
+        // No task ever failed: no entry is `Failed`, nothing to look for.
+        let first_failure = if failed {
+            completed
+                .iter()
+                .find(|&&index| matches!(outcomes.get(index), Some(Outcome::Failed(_))))
+        } else {
+            None
+        };
         let mut error = match first_failure.and_then(|&index| outcomes.get_mut(index)) {
             Some(entry) => match std::mem::replace(entry, Outcome::Taken) {
-                Outcome::Failed(error) => Some(error),
+                Outcome::Failed(error) => Some(*error),
                 other => {
                     drop_quietly(other);
                     None
@@ -320,18 +371,13 @@ impl<T, E> Outcomes<T, E> {
         let mut values = Vec::with_capacity(if error.is_none() { outcomes.len() } else { 0 });
         for (index, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
-                Outcome::Succeeded { value, .. } if error.is_none() => values.push(value),
+                Outcome::Succeeded(value) if error.is_none() => values.push(value),
                 Outcome::Taken => {}
                 // Invariant 1 rules these out; should it ever break, `join`
                 // still answers, and names the task.
-                Outcome::Running { name, .. } => {
+                Outcome::Running { .. } | Outcome::Settling => {
                     error.get_or_insert_with(|| TaskError::Cancelled {
-                        task: task_name(name, index),
-                    });
-                }
-                Outcome::Settling => {
-                    error.get_or_insert_with(|| TaskError::Cancelled {
-                        task: task_name(None, index),
+                        task: task_name(take_name(&mut names, index), index),
                     });
                 }
                 other => drop_quietly(other),
@@ -368,16 +414,16 @@ impl<T, E> Slot<T, E> {
         name: Option<Cow<'static, str>>,
         location: &'static Location<'static>,
     ) -> Slot<T, E> {
+        let now = Instant::now();
         let index = {
             let mut state = lock(&shared.state);
             let index = state.outcomes.len();
-            // The clock is read under the lock, so spawn order and birth
-            // times agree (stragglers are listed oldest first).
-            state.outcomes.push(Outcome::Running {
-                name,
-                born: Instant::now(),
-                location,
-            });
+            let born = state.born(now);
+            state.outcomes.push(Outcome::Running { born, location });
+            if let Some(name) = name {
+                // Indices grow under this lock: `names` stays sorted.
+                state.names.push((index, Some(name)));
+            }
             if state.running == 0 {
                 state.anchor = Some(guard.clone());
             }
@@ -411,16 +457,15 @@ impl<T, E> Slot<T, E> {
             return;
         };
         let entry = match outcome {
-            Ok(value) => {
-                let name = self.unlist(false).0;
-                Outcome::Succeeded { name, value }
-            }
+            // A success takes the lock once, below: its entry goes straight
+            // from `Running` to `Succeeded`, its name stays in `names`.
+            Ok(value) => Outcome::Succeeded(value),
             Err(ending) => {
-                let (name, first) = self.unlist(true);
+                let (name, first) = self.unlist();
                 let error = ending.into_error(task_name(name, self.index));
                 // Not under the lock: user code (invariant 5).
                 self.report(&error, first, describe);
-                Outcome::Failed(error)
+                Outcome::Failed(Box::new(error))
             }
         };
         let waker = {
@@ -455,18 +500,15 @@ impl<T, E> Slot<T, E> {
         drop(self.permit.take());
     }
 
-    /// Takes the task's name out of its `Running` entry, which becomes
-    /// `Settling`; for a failure, also says whether it is the set's first.
-    fn unlist(&self, failure: bool) -> (Option<Cow<'static, str>>, bool) {
+    /// For a failure: marks the task's `Running` entry `Settling`, takes
+    /// its name for the error, and says whether it is the set's first.
+    fn unlist(&self) -> (Option<Cow<'static, str>>, bool) {
         let mut state = lock(&self.shared.state);
-        let first = failure && !std::mem::replace(&mut state.failed, true);
-        let name = match state.outcomes.get_mut(self.index) {
-            Some(entry) => match std::mem::replace(entry, Outcome::Settling) {
-                Outcome::Running { name, .. } => name,
-                _ => None,
-            },
-            None => None,
-        };
+        let first = !std::mem::replace(&mut state.failed, true);
+        if let Some(entry) = state.outcomes.get_mut(self.index) {
+            *entry = Outcome::Settling;
+        }
+        let name = take_name(&mut state.names, self.index);
         (name, first)
     }
 
