@@ -15,6 +15,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 #[cfg(feature = "smol")]
@@ -159,7 +160,13 @@ pub struct Wait<'a> {
     /// How this future is registered for the wakeup. Nothing until the fast
     /// path fails, so building and polling a `Wait` on a drained group
     /// allocates nothing and takes no lock.
-    state: WaitState,
+    ///
+    /// `ManuallyDrop` because `Drop for Wait` empties it itself (out of
+    /// line, leaving `Idle`, which owns nothing): the drop glue of a `Wait`
+    /// is then one test of the tag. Without it, the listener's drop inlined
+    /// into that glue made it too large to inline under fat LTO, and every
+    /// `Wait`, even one that never registered, paid an out-of-line call.
+    state: ManuallyDrop<WaitState>,
 }
 
 /// How a pending [`Wait`] will be woken.
@@ -188,7 +195,7 @@ impl<'a> Wait<'a> {
     pub(super) fn new(shared: &'a Shared) -> Wait<'a> {
         Wait {
             shared,
-            state: WaitState::Idle,
+            state: ManuallyDrop::new(WaitState::Idle),
         }
     }
 }
@@ -261,7 +268,9 @@ impl WaitState {
         }
     }
 
-    /// Out of line: only pending waits that are dropped get here.
+    /// Out of line: only pending waits that are dropped get here. Leaves
+    /// `Idle`, which owns nothing (the owners keep the state in
+    /// `ManuallyDrop` and rely on this).
     #[cold]
     #[inline(never)]
     fn unregister_slow(&mut self, shared: &Shared) {
@@ -302,7 +311,8 @@ fn poll_listener(
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitOwned {
     group: crate::Group,
-    state: WaitState,
+    /// `ManuallyDrop`: see [`Wait`]'s field.
+    state: ManuallyDrop<WaitState>,
 }
 
 impl WaitOwned {
@@ -310,7 +320,7 @@ impl WaitOwned {
     pub(super) fn new(group: crate::Group) -> WaitOwned {
         WaitOwned {
             group,
-            state: WaitState::Idle,
+            state: ManuallyDrop::new(WaitState::Idle),
         }
     }
 }
@@ -351,7 +361,12 @@ impl fmt::Debug for Wait<'_> {
 #[cfg(feature = "smol")]
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitTimeout<'a> {
-    state: TimeoutState<'a>,
+    /// `ManuallyDrop` for the reason given on [`Wait`]'s field: `Drop for
+    /// WaitTimeout` empties a `Waiting` state itself, out of line, leaving
+    /// `Done` (which owns nothing), so a wait that was done at the call is
+    /// dropped with one test of the tag instead of a call into the drop
+    /// glue of the wait and the timer.
+    state: ManuallyDrop<TimeoutState<'a>>,
 }
 
 /// What a [`WaitTimeout`] still has to do.
@@ -381,18 +396,40 @@ impl<'a> WaitTimeout<'a> {
         group: &'a Group,
         deadline: impl FnOnce() -> Option<Instant>,
     ) -> WaitTimeout<'a> {
-        let wait = group.wait();
-        let state = if wait.shared.is_done() {
+        // What `group.wait()` does, with the check first: a group done at
+        // the call builds no `Wait` (nor drops one).
+        group.close();
+        let shared = &group.handle.shared;
+        let state = if shared.is_done() {
             TimeoutState::Done
         } else {
             TimeoutState::Waiting {
-                wait,
+                wait: Wait::new(shared),
                 group,
                 deadline: deadline(),
                 timer: None,
             }
         };
-        WaitTimeout { state }
+        WaitTimeout {
+            state: ManuallyDrop::new(state),
+        }
+    }
+
+    /// Drops the wait and the timer of a `Waiting` state, leaving `Done`.
+    /// Out of line, so that `Drop` stays one test of the tag.
+    #[inline(never)]
+    fn drop_waiting(&mut self) {
+        drop(std::mem::replace(&mut *self.state, TimeoutState::Done));
+    }
+}
+
+#[cfg(feature = "smol")]
+impl Drop for WaitTimeout<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !matches!(*self.state, TimeoutState::Done) {
+            self.drop_waiting();
+        }
     }
 }
 
@@ -402,7 +439,7 @@ impl Future for WaitTimeout<'_> {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
+        match &mut *self.state {
             TimeoutState::Done => Poll::Ready(Ok(())),
             TimeoutState::Waiting {
                 wait,
@@ -428,7 +465,7 @@ impl Future for WaitTimeout<'_> {
 #[cfg(feature = "smol")]
 impl fmt::Debug for WaitTimeout<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let done = match &self.state {
+        let done = match &*self.state {
             TimeoutState::Done => true,
             TimeoutState::Waiting { wait, .. } => wait.shared.is_done(),
         };
@@ -493,14 +530,14 @@ mod tests {
         let group = Group::new();
         let guard = group.add().unwrap();
         let mut first = group.wait();
-        assert!(matches!(first.state, WaitState::Idle));
+        assert!(matches!(*first.state, WaitState::Idle));
         assert!(block_on(poll_once(&mut first)).is_none());
-        assert!(matches!(first.state, WaitState::First));
+        assert!(matches!(*first.state, WaitState::First));
         assert!(lock(&group.handle.shared.waiters).first.is_some());
 
         let mut second = group.wait();
         assert!(block_on(poll_once(&mut second)).is_none());
-        assert!(matches!(second.state, WaitState::Listening(_)));
+        assert!(matches!(*second.state, WaitState::Listening(_)));
 
         drop(guard);
         assert!(
@@ -514,7 +551,7 @@ mod tests {
         let mut wait = empty.wait();
         assert!(block_on(poll_once(&mut wait)).is_some());
         assert!(
-            matches!(wait.state, WaitState::Idle),
+            matches!(*wait.state, WaitState::Idle),
             "the fast path registers nothing"
         );
     }
@@ -532,7 +569,7 @@ mod tests {
 
         let mut next = group.wait();
         assert!(block_on(poll_once(&mut next)).is_none());
-        assert!(matches!(next.state, WaitState::First));
+        assert!(matches!(*next.state, WaitState::First));
         drop(guard);
         assert!(block_on(poll_once(&mut next)).is_some());
     }
@@ -542,13 +579,16 @@ mod tests {
     fn a_wait_timeout_on_a_done_group_reads_no_clock_and_makes_no_timer() {
         let group = Group::new();
         let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
-        assert!(matches!(wait.state, TimeoutState::Done), "done at the call");
+        assert!(
+            matches!(*wait.state, TimeoutState::Done),
+            "done at the call"
+        );
         assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
 
         let group = Group::new();
         let guard = group.add().unwrap();
         let mut wait = group.wait_timeout(std::time::Duration::MAX);
-        let timer_made = |wait: &WaitTimeout<'_>| match &wait.state {
+        let timer_made = |wait: &WaitTimeout<'_>| match &*wait.state {
             TimeoutState::Waiting {
                 deadline, timer, ..
             } => {
@@ -562,5 +602,22 @@ mod tests {
         assert!(timer_made(&wait));
         drop(guard);
         assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
+    }
+    #[cfg(feature = "smol")]
+    #[test]
+    fn a_dropped_pending_wait_timeout_frees_the_first_waiter_slot() {
+        // The state sits in `ManuallyDrop`: `Drop` must still drop the wait,
+        // which gives up the first-waiter slot.
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
+        assert!(block_on(poll_once(&mut wait)).is_none());
+        assert!(lock(&group.handle.shared.waiters).first_taken);
+        drop(wait);
+        let waiters = lock(&group.handle.shared.waiters);
+        assert!(!waiters.first_taken && waiters.first.is_none());
+        drop(waiters);
+        drop(guard);
+        assert!(group.is_empty());
     }
 }
