@@ -379,10 +379,13 @@ enum TimeoutState<'a> {
         group: &'a Group,
         /// When to give up; `None` for a deadline too far to represent.
         deadline: Option<Instant>,
-        /// Made at the first poll that finds the group not done, so a wait
-        /// that is ready at its first poll never registers a timer with
-        /// the reactor.
+        /// Made at the second poll that finds the group not done (see
+        /// `poll`), so a wait that is ready by then never registers a timer
+        /// with the reactor.
         timer: Option<smol::Timer>,
+        /// The first poll that found the group not done yielded instead of
+        /// making the timer.
+        yielded: bool,
     },
 }
 
@@ -408,6 +411,7 @@ impl<'a> WaitTimeout<'a> {
                 group,
                 deadline: deadline(),
                 timer: None,
+                yielded: false,
             }
         };
         WaitTimeout {
@@ -446,15 +450,41 @@ impl Future for WaitTimeout<'_> {
                 group,
                 deadline,
                 timer,
+                yielded,
             } => {
                 // Finished work wins over an expired timer.
                 if Pin::new(wait).poll(cx).is_ready() {
                     return Poll::Ready(Ok(()));
                 }
-                let timer = timer.get_or_insert_with(|| match deadline {
-                    Some(deadline) => smol::Timer::at(*deadline),
-                    None => smol::Timer::never(),
-                });
+                let timer = match (timer, *deadline) {
+                    (Some(timer), _) => timer,
+                    // A deadline that never comes needs no timer: the wait
+                    // above has registered for the group's wakeup.
+                    (None, None) => return Poll::Pending,
+                    (timer @ None, Some(deadline)) => {
+                        if !*yielded {
+                            // Making the timer inserts it into async-io's
+                            // reactor, which notifies the reactor's thread
+                            // (a write to its eventfd, and a wakeup of that
+                            // thread) unless a notification is already
+                            // pending: on about one wait in five in a round
+                            // trip on one executor. Work that ends within
+                            // the executor's current turn (tasks already
+                            // scheduled, such as those woken by the same
+                            // shutdown) finishes the group before our next
+                            // poll, so yield once first. The deadline was
+                            // fixed at the call; one that has already come
+                            // answers now, as the timer would.
+                            if Instant::now() >= deadline {
+                                return Poll::Ready(Err(group.stragglers()));
+                            }
+                            *yielded = true;
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        timer.insert(smol::Timer::at(deadline))
+                    }
+                };
                 std::task::ready!(Pin::new(timer).poll(cx));
                 Poll::Ready(Err(group.stragglers()))
             }
@@ -584,25 +614,80 @@ mod tests {
             "done at the call"
         );
         assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
+    }
+
+    /// Whether `wait` has made its timer.
+    #[cfg(feature = "smol")]
+    fn timer_made(wait: &WaitTimeout<'_>) -> bool {
+        match &*wait.state {
+            TimeoutState::Waiting { timer, .. } => timer.is_some(),
+            TimeoutState::Done => panic!("not done at the call"),
+        }
+    }
+
+    #[cfg(feature = "smol")]
+    #[test]
+    fn a_pending_wait_timeout_yields_once_before_making_its_timer() {
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl std::task::Wake for Flag {
+            fn wake(self: std::sync::Arc<Self>) {
+                // Relaxed: read on this thread only.
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let flag = std::sync::Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+        let waker = Waker::from(std::sync::Arc::clone(&flag));
+        let mut cx = Context::from_waker(&waker);
+        // Relaxed: written on this thread only.
+        let woken = || flag.0.swap(false, std::sync::atomic::Ordering::Relaxed);
 
         let group = Group::new();
         let guard = group.add().unwrap();
-        let mut wait = group.wait_timeout(std::time::Duration::MAX);
-        let timer_made = |wait: &WaitTimeout<'_>| match &*wait.state {
-            TimeoutState::Waiting {
-                deadline, timer, ..
-            } => {
-                assert!(deadline.is_none(), "too far to represent: never");
-                timer.is_some()
-            }
-            TimeoutState::Done => panic!("not done at the call"),
-        };
+        let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
         assert!(!timer_made(&wait), "not before the first poll");
-        assert!(block_on(poll_once(&mut wait)).is_none());
-        assert!(timer_made(&wait));
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        assert!(!timer_made(&wait), "not at the first pending poll");
+        assert!(woken(), "the first pending poll wakes itself");
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        assert!(timer_made(&wait), "at the second");
+        assert!(!woken());
         drop(guard);
-        assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
+        assert!(woken(), "the last guard wakes the waiter");
+        assert!(matches!(
+            Pin::new(&mut wait).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+
+        // Work that ends before the second poll: no timer at all.
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        drop(guard);
+        assert!(matches!(
+            Pin::new(&mut wait).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert!(!timer_made(&wait));
+
+        // A deadline too far to represent never comes: no timer, no yield.
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut wait = group.wait_timeout(std::time::Duration::MAX);
+        woken();
+        for _ in 0..2 {
+            assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+            assert!(!timer_made(&wait));
+        }
+        assert!(!woken());
+        drop(guard);
+        assert!(woken());
+        assert!(matches!(
+            Pin::new(&mut wait).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
     }
+
     #[cfg(feature = "smol")]
     #[test]
     fn a_dropped_pending_wait_timeout_frees_the_first_waiter_slot() {
