@@ -358,6 +358,13 @@ impl fmt::Debug for Wait<'_> {
 }
 
 /// Future of [`Group::wait_timeout`] and [`Group::wait_deadline`].
+///
+/// The first poll that finds guards still alive yields (wakes its own task
+/// and returns `Pending`) instead of registering a timer with async-io's
+/// reactor, which can cost a wakeup of the reactor's thread; a group
+/// finished by then, as by work that ends within the executor's current
+/// turn, never touches the reactor. The deadline is fixed at the call
+/// either way.
 #[cfg(feature = "smol")]
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitTimeout<'a> {
