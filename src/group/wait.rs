@@ -15,6 +15,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 #[cfg(feature = "smol")]
@@ -159,7 +160,13 @@ pub struct Wait<'a> {
     /// How this future is registered for the wakeup. Nothing until the fast
     /// path fails, so building and polling a `Wait` on a drained group
     /// allocates nothing and takes no lock.
-    state: WaitState,
+    ///
+    /// `ManuallyDrop` because `Drop for Wait` empties it itself (out of
+    /// line, leaving `Idle`, which owns nothing): the drop glue of a `Wait`
+    /// is then one test of the tag. Without it, the listener's drop inlined
+    /// into that glue made it too large to inline under fat LTO, and every
+    /// `Wait`, even one that never registered, paid an out-of-line call.
+    state: ManuallyDrop<WaitState>,
 }
 
 /// How a pending [`Wait`] will be woken.
@@ -188,7 +195,7 @@ impl<'a> Wait<'a> {
     pub(super) fn new(shared: &'a Shared) -> Wait<'a> {
         Wait {
             shared,
-            state: WaitState::Idle,
+            state: ManuallyDrop::new(WaitState::Idle),
         }
     }
 }
@@ -261,7 +268,9 @@ impl WaitState {
         }
     }
 
-    /// Out of line: only pending waits that are dropped get here.
+    /// Out of line: only pending waits that are dropped get here. Leaves
+    /// `Idle`, which owns nothing (the owners keep the state in
+    /// `ManuallyDrop` and rely on this).
     #[cold]
     #[inline(never)]
     fn unregister_slow(&mut self, shared: &Shared) {
@@ -302,7 +311,8 @@ fn poll_listener(
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitOwned {
     group: crate::Group,
-    state: WaitState,
+    /// `ManuallyDrop`: see [`Wait`]'s field.
+    state: ManuallyDrop<WaitState>,
 }
 
 impl WaitOwned {
@@ -310,7 +320,7 @@ impl WaitOwned {
     pub(super) fn new(group: crate::Group) -> WaitOwned {
         WaitOwned {
             group,
-            state: WaitState::Idle,
+            state: ManuallyDrop::new(WaitState::Idle),
         }
     }
 }
@@ -348,10 +358,22 @@ impl fmt::Debug for Wait<'_> {
 }
 
 /// Future of [`Group::wait_timeout`] and [`Group::wait_deadline`].
+///
+/// The first poll that finds guards still alive yields (wakes its own task
+/// and returns `Pending`) instead of registering a timer with async-io's
+/// reactor, which can cost a wakeup of the reactor's thread; a group
+/// finished by then, as by work that ends within the executor's current
+/// turn, never touches the reactor. The deadline is fixed at the call
+/// either way.
 #[cfg(feature = "smol")]
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitTimeout<'a> {
-    state: TimeoutState<'a>,
+    /// `ManuallyDrop` for the reason given on [`Wait`]'s field: `Drop for
+    /// WaitTimeout` empties a `Waiting` state itself, out of line, leaving
+    /// `Done` (which owns nothing), so a wait that was done at the call is
+    /// dropped with one test of the tag instead of a call into the drop
+    /// glue of the wait and the timer.
+    state: ManuallyDrop<TimeoutState<'a>>,
 }
 
 /// What a [`WaitTimeout`] still has to do.
@@ -364,10 +386,13 @@ enum TimeoutState<'a> {
         group: &'a Group,
         /// When to give up; `None` for a deadline too far to represent.
         deadline: Option<Instant>,
-        /// Made at the first poll that finds the group not done, so a wait
-        /// that is ready at its first poll never registers a timer with
-        /// the reactor.
+        /// Made at the second poll that finds the group not done (see
+        /// `poll`), so a wait that is ready by then never registers a timer
+        /// with the reactor.
         timer: Option<smol::Timer>,
+        /// The first poll that found the group not done yielded instead of
+        /// making the timer.
+        yielded: bool,
     },
 }
 
@@ -381,18 +406,41 @@ impl<'a> WaitTimeout<'a> {
         group: &'a Group,
         deadline: impl FnOnce() -> Option<Instant>,
     ) -> WaitTimeout<'a> {
-        let wait = group.wait();
-        let state = if wait.shared.is_done() {
+        // What `group.wait()` does, with the check first: a group done at
+        // the call builds no `Wait` (nor drops one).
+        group.close();
+        let shared = &group.handle.shared;
+        let state = if shared.is_done() {
             TimeoutState::Done
         } else {
             TimeoutState::Waiting {
-                wait,
+                wait: Wait::new(shared),
                 group,
                 deadline: deadline(),
                 timer: None,
+                yielded: false,
             }
         };
-        WaitTimeout { state }
+        WaitTimeout {
+            state: ManuallyDrop::new(state),
+        }
+    }
+
+    /// Drops the wait and the timer of a `Waiting` state, leaving `Done`.
+    /// Out of line, so that `Drop` stays one test of the tag.
+    #[inline(never)]
+    fn drop_waiting(&mut self) {
+        drop(std::mem::replace(&mut *self.state, TimeoutState::Done));
+    }
+}
+
+#[cfg(feature = "smol")]
+impl Drop for WaitTimeout<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !matches!(*self.state, TimeoutState::Done) {
+            self.drop_waiting();
+        }
     }
 }
 
@@ -402,22 +450,48 @@ impl Future for WaitTimeout<'_> {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
+        match &mut *self.state {
             TimeoutState::Done => Poll::Ready(Ok(())),
             TimeoutState::Waiting {
                 wait,
                 group,
                 deadline,
                 timer,
+                yielded,
             } => {
                 // Finished work wins over an expired timer.
                 if Pin::new(wait).poll(cx).is_ready() {
                     return Poll::Ready(Ok(()));
                 }
-                let timer = timer.get_or_insert_with(|| match deadline {
-                    Some(deadline) => smol::Timer::at(*deadline),
-                    None => smol::Timer::never(),
-                });
+                let timer = match (timer, *deadline) {
+                    (Some(timer), _) => timer,
+                    // A deadline that never comes needs no timer: the wait
+                    // above has registered for the group's wakeup.
+                    (None, None) => return Poll::Pending,
+                    (timer @ None, Some(deadline)) => {
+                        if !*yielded {
+                            // Making the timer inserts it into async-io's
+                            // reactor, which notifies the reactor's thread
+                            // (a write to its eventfd, and a wakeup of that
+                            // thread) unless a notification is already
+                            // pending: on about one wait in five in a round
+                            // trip on one executor. Work that ends within
+                            // the executor's current turn (tasks already
+                            // scheduled, such as those woken by the same
+                            // shutdown) finishes the group before our next
+                            // poll, so yield once first. The deadline was
+                            // fixed at the call; one that has already come
+                            // answers now, as the timer would.
+                            if Instant::now() >= deadline {
+                                return Poll::Ready(Err(group.stragglers()));
+                            }
+                            *yielded = true;
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        timer.insert(smol::Timer::at(deadline))
+                    }
+                };
                 std::task::ready!(Pin::new(timer).poll(cx));
                 Poll::Ready(Err(group.stragglers()))
             }
@@ -428,7 +502,7 @@ impl Future for WaitTimeout<'_> {
 #[cfg(feature = "smol")]
 impl fmt::Debug for WaitTimeout<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let done = match &self.state {
+        let done = match &*self.state {
             TimeoutState::Done => true,
             TimeoutState::Waiting { wait, .. } => wait.shared.is_done(),
         };
@@ -493,14 +567,14 @@ mod tests {
         let group = Group::new();
         let guard = group.add().unwrap();
         let mut first = group.wait();
-        assert!(matches!(first.state, WaitState::Idle));
+        assert!(matches!(*first.state, WaitState::Idle));
         assert!(block_on(poll_once(&mut first)).is_none());
-        assert!(matches!(first.state, WaitState::First));
+        assert!(matches!(*first.state, WaitState::First));
         assert!(lock(&group.handle.shared.waiters).first.is_some());
 
         let mut second = group.wait();
         assert!(block_on(poll_once(&mut second)).is_none());
-        assert!(matches!(second.state, WaitState::Listening(_)));
+        assert!(matches!(*second.state, WaitState::Listening(_)));
 
         drop(guard);
         assert!(
@@ -514,7 +588,7 @@ mod tests {
         let mut wait = empty.wait();
         assert!(block_on(poll_once(&mut wait)).is_some());
         assert!(
-            matches!(wait.state, WaitState::Idle),
+            matches!(*wait.state, WaitState::Idle),
             "the fast path registers nothing"
         );
     }
@@ -532,7 +606,7 @@ mod tests {
 
         let mut next = group.wait();
         assert!(block_on(poll_once(&mut next)).is_none());
-        assert!(matches!(next.state, WaitState::First));
+        assert!(matches!(*next.state, WaitState::First));
         drop(guard);
         assert!(block_on(poll_once(&mut next)).is_some());
     }
@@ -542,25 +616,100 @@ mod tests {
     fn a_wait_timeout_on_a_done_group_reads_no_clock_and_makes_no_timer() {
         let group = Group::new();
         let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
-        assert!(matches!(wait.state, TimeoutState::Done), "done at the call");
+        assert!(
+            matches!(*wait.state, TimeoutState::Done),
+            "done at the call"
+        );
         assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
+    }
+
+    /// Whether `wait` has made its timer.
+    #[cfg(feature = "smol")]
+    fn timer_made(wait: &WaitTimeout<'_>) -> bool {
+        match &*wait.state {
+            TimeoutState::Waiting { timer, .. } => timer.is_some(),
+            TimeoutState::Done => panic!("not done at the call"),
+        }
+    }
+
+    #[cfg(feature = "smol")]
+    #[test]
+    fn a_pending_wait_timeout_yields_once_before_making_its_timer() {
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl std::task::Wake for Flag {
+            fn wake(self: std::sync::Arc<Self>) {
+                // Relaxed: read on this thread only.
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let flag = std::sync::Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+        let waker = Waker::from(std::sync::Arc::clone(&flag));
+        let mut cx = Context::from_waker(&waker);
+        // Relaxed: written on this thread only.
+        let woken = || flag.0.swap(false, std::sync::atomic::Ordering::Relaxed);
 
         let group = Group::new();
         let guard = group.add().unwrap();
-        let mut wait = group.wait_timeout(std::time::Duration::MAX);
-        let timer_made = |wait: &WaitTimeout<'_>| match &wait.state {
-            TimeoutState::Waiting {
-                deadline, timer, ..
-            } => {
-                assert!(deadline.is_none(), "too far to represent: never");
-                timer.is_some()
-            }
-            TimeoutState::Done => panic!("not done at the call"),
-        };
+        let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
         assert!(!timer_made(&wait), "not before the first poll");
-        assert!(block_on(poll_once(&mut wait)).is_none());
-        assert!(timer_made(&wait));
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        assert!(!timer_made(&wait), "not at the first pending poll");
+        assert!(woken(), "the first pending poll wakes itself");
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        assert!(timer_made(&wait), "at the second");
+        assert!(!woken());
         drop(guard);
-        assert!(matches!(block_on(poll_once(&mut wait)), Some(Ok(()))));
+        assert!(woken(), "the last guard wakes the waiter");
+        assert!(matches!(
+            Pin::new(&mut wait).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+
+        // Work that ends before the second poll: no timer at all.
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        drop(guard);
+        assert!(matches!(
+            Pin::new(&mut wait).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert!(!timer_made(&wait));
+
+        // A deadline too far to represent never comes: no timer, no yield.
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut wait = group.wait_timeout(std::time::Duration::MAX);
+        woken();
+        for _ in 0..2 {
+            assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+            assert!(!timer_made(&wait));
+        }
+        assert!(!woken());
+        drop(guard);
+        assert!(woken());
+        assert!(matches!(
+            Pin::new(&mut wait).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+    }
+
+    #[cfg(feature = "smol")]
+    #[test]
+    fn a_dropped_pending_wait_timeout_frees_the_first_waiter_slot() {
+        // The state sits in `ManuallyDrop`: `Drop` must still drop the wait,
+        // which gives up the first-waiter slot.
+        let group = Group::new();
+        let guard = group.add().unwrap();
+        let mut wait = group.wait_timeout(std::time::Duration::from_secs(60));
+        assert!(block_on(poll_once(&mut wait)).is_none());
+        assert!(lock(&group.handle.shared.waiters).first_taken);
+        drop(wait);
+        let waiters = lock(&group.handle.shared.waiters);
+        assert!(!waiters.first_taken && waiters.first.is_none());
+        drop(waiters);
+        drop(guard);
+        assert!(group.is_empty());
     }
 }
