@@ -143,6 +143,15 @@ impl Registry {
 )]
 #[derive(Clone)]
 pub struct Stragglers {
+    /// Boxed, so that a report is one pointer and so is
+    /// `Result<(), Stragglers>`: a wait with a timeout that finishes in time
+    /// returns 8 bytes, not 32, and only a report actually made allocates.
+    report: Box<Report>,
+}
+
+/// What a [`Stragglers`] report says.
+#[derive(Clone)]
+struct Report {
     count: usize,
     named: Vec<Straggler>,
 }
@@ -151,35 +160,37 @@ impl Stragglers {
     /// A report of `count` live guards, `named` of them listed (oldest first).
     pub(crate) fn new(count: usize, named: Vec<Straggler>) -> Stragglers {
         debug_assert!(count >= named.len());
-        Stragglers { count, named }
+        Stragglers {
+            report: Box::new(Report { count, named }),
+        }
     }
 
     /// How many guards were alive, named or not.
     pub fn count(&self) -> usize {
-        self.count
+        self.report.count
     }
 
     /// The names of the live named guards, oldest first.
     pub fn names(&self) -> Vec<&str> {
-        self.named.iter().map(Straggler::name).collect()
+        self.report.named.iter().map(Straggler::name).collect()
     }
 
     /// Each live named guard with its age and where it was added, oldest first.
     pub fn named(&self) -> &[Straggler] {
-        &self.named
+        &self.report.named
     }
 
     /// True if no guard was alive.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.report.count == 0
     }
 }
 
 impl fmt::Debug for Stragglers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stragglers")
-            .field("count", &self.count)
-            .field("named", &self.named)
+            .field("count", &self.report.count)
+            .field("named", &self.report.named)
             .finish()
     }
 }
@@ -187,13 +198,14 @@ impl fmt::Debug for Stragglers {
 impl fmt::Display for Stragglers {
     /// A multi-line report: the count, then one line per named guard.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let anonymous = self.count.saturating_sub(self.named.len());
-        let noun = if self.count == 1 { "task" } else { "tasks" };
-        write!(f, "{} {noun} still running", self.count)?;
-        if !self.named.is_empty() {
-            write!(f, " ({} named, {anonymous} unnamed)", self.named.len())?;
+        let Report { count, named } = &*self.report;
+        let anonymous = count.saturating_sub(named.len());
+        let noun = if *count == 1 { "task" } else { "tasks" };
+        write!(f, "{count} {noun} still running")?;
+        if !named.is_empty() {
+            write!(f, " ({} named, {anonymous} unnamed)", named.len())?;
         }
-        for straggler in &self.named {
+        for straggler in named {
             write!(f, "\n  - {straggler}")?;
         }
         Ok(())

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
 use futures_lite::future::block_on;
 use smol::{Executor, LocalExecutor, Task};
-use smol_graceful::futures::Wait;
-use smol_graceful::{Group, Guard, Shutdown, TaskSet, Tracked};
+use smol_graceful::futures::{Wait, WaitTimeout};
+use smol_graceful::{Group, Guard, Shutdown, Stragglers, TaskSet, Tracked};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
@@ -395,13 +395,15 @@ fn sizes() -> Reading {
     let guard = size_of::<Guard>();
     let line = format!(
         "size_of: Guard {guard}, Option<Guard> {}, Group {}, Wait {}, Tracked<work> {} \
-         (work {}), TaskTrackerToken {}",
+         (work {}), TaskTrackerToken {}, WaitTimeout {}, Result<(), Stragglers> {}",
         size_of::<Option<Guard>>(),
         size_of::<Group>(),
         size_of::<Wait<'_>>(),
         size_of::<Tracked<std::future::Ready<()>>>(),
         size_of::<std::future::Ready<()>>(),
         size_of::<TaskTrackerToken>(),
+        size_of::<WaitTimeout<'_>>(),
+        size_of::<Result<(), Stragglers>>(),
     );
     Reading::line(line).target("size_of::<Guard>() == 8", guard == 8, guard.to_string())
 }
