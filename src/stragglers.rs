@@ -159,6 +159,7 @@ impl Entries {
             // drops each slot pushed since the last time the registry was
             // empty once, so it is O(1) amortized over those pushes.
             self.chunks.truncate(1);
+            self.chunks.shrink_to(4);
             if let Some(first) = self.chunks.first_mut() {
                 first.clear();
             }
@@ -461,6 +462,7 @@ mod tests {
         }
         let entries = lock(&registry.entries);
         assert_eq!(entries.chunks.len(), 1);
+        assert!(entries.chunks.capacity() <= 4);
         assert!(entries.chunks[0].is_empty());
         assert_eq!(entries.free, None);
         assert_eq!(entries.live, 0);
