@@ -192,11 +192,14 @@ impl Group {
     #[track_caller]
     pub fn add_named(&self, name: impl Into<Cow<'static, str>>) -> Result<Guard, Closed> {
         let location = Location::caller();
+        let name = name.into();
+        // Counted before it is registered (and, in `Token::last_ref`,
+        // unregistered before it stops counting): no snapshot lists a guard
+        // it does not count.
         let root = self.handle.count.add()?;
-        let handle = Arc::clone(&self.handle);
-        let id = handle.shared.registry.insert(name.into(), location);
+        let slot = self.handle.shared.registry.insert(name, location);
         Ok(Guard {
-            token: Arc::new(Token::Named { root, handle, id }),
+            token: Arc::new(Token::Named { root, slot }),
         })
     }
 
@@ -544,13 +547,18 @@ impl Clone for Guard {
                 check_count(&token);
                 Guard { token }
             }
-            Token::Named { root, handle, id } => {
+            Token::Named { root, slot } => {
                 let root = Arc::clone(root);
                 check_count(&root);
-                let id = handle.shared.registry.duplicate(*id);
-                let handle = Arc::clone(handle);
+                // Every handle gone means no registry and nobody to report
+                // to: the clone still counts, unlisted. A failed upgrade
+                // never succeeds later, so its drop will not look up `slot`.
+                let slot = match root.handle() {
+                    Some(handle) => handle.shared.registry.duplicate(*slot),
+                    None => usize::MAX,
+                };
                 Guard {
-                    token: Arc::new(Token::Named { root, handle, id }),
+                    token: Arc::new(Token::Named { root, slot }),
                 }
             }
         }

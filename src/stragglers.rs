@@ -2,16 +2,33 @@
 //!
 //! Only [`Group::add_named`](crate::Group::add_named) (and cloning a named
 //! guard) touches the registry; anonymous guards never lock it.
+//!
+//! # Layout
+//!
+//! Named guards are many and snapshots are rare, so the registry is laid out
+//! for the guards: a slab of 32-byte slots (birth time, call site, name) that
+//! a guard's token indexes, with vacant slots chained into a free list, so
+//! registering and unregistering are O(1) and allocate nothing once the slab
+//! has grown. A snapshot sorts the live slots by birth time.
+//!
+//! The slab is a list of chunks of at most [`CHUNK`] slots, each grown by
+//! doubling up to that size, so it never holds more than one partly used
+//! chunk's slack (a single `Vec` would hold up to half its capacity unused
+//! after growing). When the last named guard goes, the slab shrinks back to
+//! its first chunk, so a burst of named guards does not keep its memory.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
+use std::mem;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::sync::{lock, Mutex};
 
-/// The live named guards of one group, oldest first.
+/// The largest chunk of the slab, in slots (8 KiB of 32-byte slots).
+const CHUNK: usize = 256;
+
+/// The live named guards of one group.
 #[derive(Default)]
 pub(crate) struct Registry {
     entries: Mutex<Entries>,
@@ -19,62 +36,172 @@ pub(crate) struct Registry {
 
 #[derive(Default)]
 struct Entries {
-    /// The id the next named guard gets. Ids only grow, so iterating the map
-    /// in key order lists guards oldest first.
-    next_id: u64,
-    map: BTreeMap<u64, Entry>,
+    /// The clock reading birth times count from, taken by the first
+    /// registration (so that a group that never names a guard reads no clock).
+    epoch: Option<Instant>,
+    /// The least birth time the next entry may get: birth times strictly
+    /// grow, so sorting by them lists guards in the order they registered
+    /// even when the clock did not advance between two registrations.
+    next_born: u64,
+    /// The slab: slot `i` is `chunks[i / CHUNK][i % CHUNK]`. Every chunk but
+    /// the last is full.
+    chunks: Vec<Vec<Slot>>,
+    /// The first vacant slot; each vacant slot links to the next.
+    free: Option<usize>,
+    /// How many slots are taken.
+    live: usize,
 }
 
-impl Entries {
-    fn push(&mut self, name: Cow<'static, str>, location: &'static Location<'static>) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        // `born` is read under the lock, so ids and birth times agree on the order.
-        let born = Instant::now();
-        self.map.insert(
-            id,
-            Entry {
-                name,
-                location,
-                born,
-            },
-        );
-        id
+enum Slot {
+    Taken(Entry),
+    Vacant { next: Option<usize> },
+}
+
+/// One live named guard: 32 bytes.
+struct Entry {
+    /// Nanoseconds from the registry's epoch to the guard's birth (strictly
+    /// growing: see [`Entries::next_born`]). Eight bytes where an `Instant`
+    /// takes sixteen.
+    born: u64,
+    location: &'static Location<'static>,
+    name: Name,
+}
+
+/// A guard's name in 16 bytes (a `Cow<str>` takes 24): a formatted name is
+/// boxed once more, so that the common static name keeps the slot small.
+#[derive(Clone)]
+enum Name {
+    Static(&'static str),
+    #[allow(
+        clippy::box_collection,
+        reason = "a thin pointer: a `Box<str>` would make `Name` 24 bytes"
+    )]
+    Owned(Box<String>),
+}
+
+impl Name {
+    fn new(name: Cow<'static, str>) -> Name {
+        match name {
+            Cow::Borrowed(name) => Name::Static(name),
+            Cow::Owned(name) => Name::Owned(Box::new(name)),
+        }
+    }
+
+    fn to_cow(&self) -> Cow<'static, str> {
+        match self {
+            Name::Static(name) => Cow::Borrowed(name),
+            Name::Owned(name) => Cow::Owned(String::clone(name)),
+        }
     }
 }
 
-struct Entry {
-    name: Cow<'static, str>,
-    location: &'static Location<'static>,
-    born: Instant,
+impl Entries {
+    /// Nanoseconds from the epoch to `now` (saturating: 584 years).
+    fn nanos(epoch: Instant, now: Instant) -> u64 {
+        let nanos = now.saturating_duration_since(epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX)
+    }
+
+    /// Registers a guard named `name`, born now, and returns its slot.
+    fn push(&mut self, name: Name, location: &'static Location<'static>) -> usize {
+        // The clock is read under the lock, so slots' birth times agree with
+        // the order in which they were registered.
+        let now = Instant::now();
+        let epoch = *self.epoch.get_or_insert(now);
+        let born = Entries::nanos(epoch, now).max(self.next_born);
+        self.next_born = born.saturating_add(1);
+        let entry = Slot::Taken(Entry {
+            born,
+            location,
+            name,
+        });
+        self.live += 1;
+        if let Some(index) = self.free {
+            let slot = &mut self.chunks[index / CHUNK][index % CHUNK];
+            if let Slot::Vacant { next } = mem::replace(slot, entry) {
+                self.free = next;
+            }
+            return index;
+        }
+        if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK) {
+            self.chunks.push(Vec::new());
+        }
+        let chunks = self.chunks.len();
+        let chunk = &mut self.chunks[chunks - 1];
+        if chunk.len() == chunk.capacity() {
+            // Doubling, as `Vec` would, but never past `CHUNK`.
+            let grown = (chunk.capacity() * 2).clamp(4, CHUNK);
+            chunk.reserve_exact(grown - chunk.len());
+        }
+        let index = (chunks - 1) * CHUNK + chunk.len();
+        chunk.push(entry);
+        index
+    }
+
+    fn get(&self, index: usize) -> Option<&Entry> {
+        match self.chunks.get(index / CHUNK)?.get(index % CHUNK)? {
+            Slot::Taken(entry) => Some(entry),
+            Slot::Vacant { .. } => None,
+        }
+    }
+
+    /// Frees slot `index` and returns its entry (for the caller to drop
+    /// after unlocking).
+    fn take(&mut self, index: usize) -> Option<Entry> {
+        let slot = self.chunks.get_mut(index / CHUNK)?.get_mut(index % CHUNK)?;
+        if let Slot::Vacant { .. } = slot {
+            return None;
+        }
+        let next = self.free;
+        let Slot::Taken(entry) = mem::replace(slot, Slot::Vacant { next }) else {
+            return None;
+        };
+        self.free = Some(index);
+        self.live -= 1;
+        if self.live == 0 {
+            // Every slot is vacant: shrink back to the first chunk. This
+            // drops each slot pushed since the last time the registry was
+            // empty once, so it is O(1) amortized over those pushes.
+            self.chunks.truncate(1);
+            self.chunks.shrink_to(4);
+            if let Some(first) = self.chunks.first_mut() {
+                first.clear();
+            }
+            self.free = None;
+        }
+        Some(entry)
+    }
 }
 
 impl Registry {
-    /// Records a named guard and returns its id.
+    /// Records a named guard and returns its slot.
     pub(crate) fn insert(
         &self,
         name: Cow<'static, str>,
         location: &'static Location<'static>,
-    ) -> u64 {
+    ) -> usize {
+        // Box a formatted name before locking.
+        let name = Name::new(name);
         lock(&self.entries).push(name, location)
     }
 
-    /// Records a second guard under the same name and location as guard `id`
-    /// (a clone), with its own age, and returns the new id.
-    pub(crate) fn duplicate(&self, id: u64) -> u64 {
+    /// Records a second guard under the same name and location as the guard
+    /// in slot `index` (a clone), with its own age, and returns the new slot.
+    pub(crate) fn duplicate(&self, index: usize) -> usize {
         let mut entries = lock(&self.entries);
-        let (name, location) = match entries.map.get(&id) {
+        let (name, location) = match entries.get(index) {
             Some(entry) => (entry.name.clone(), entry.location),
-            // Unreachable while the guard being cloned is alive (it removes its
-            // entry only when it drops); keep a readable placeholder anyway.
-            None => (Cow::Borrowed("<unknown>"), Location::caller()),
+            // Unreachable while the guard being cloned is alive (it frees its
+            // slot only when it drops); keep a readable placeholder anyway.
+            None => (Name::Static("<unknown>"), Location::caller()),
         };
         entries.push(name, location)
     }
 
-    /// Forgets guard `id` (it dropped).
-    pub(crate) fn remove(&self, id: u64) {
-        lock(&self.entries).map.remove(&id);
+    /// Forgets the guard in slot `index` (it dropped).
+    pub(crate) fn remove(&self, index: usize) {
+        // The entry (a formatted name's buffers) is freed after unlocking.
+        let _entry = lock(&self.entries).take(index);
     }
 
     /// Takes a consistent snapshot: `count` is read while the registry is
@@ -84,17 +211,28 @@ impl Registry {
         let entries = lock(&self.entries);
         let now = Instant::now();
         let count = count();
-        let named = entries
-            .map
-            .values()
-            .map(|entry| {
-                Straggler::new(
-                    entry.name.clone(),
-                    now.saturating_duration_since(entry.born),
-                    entry.location,
-                )
+        let now = entries.epoch.map_or(0, |epoch| Entries::nanos(epoch, now));
+        let mut named = entries
+            .chunks
+            .iter()
+            .flatten()
+            .filter_map(|slot| match slot {
+                Slot::Taken(entry) => Some((
+                    entry.born,
+                    Straggler::new(
+                        entry.name.to_cow(),
+                        Duration::from_nanos(now.saturating_sub(entry.born)),
+                        entry.location,
+                    ),
+                )),
+                Slot::Vacant { .. } => None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        drop(entries);
+        // Oldest first. Birth times are distinct, so the order is the order
+        // of registration.
+        named.sort_unstable_by_key(|&(born, _)| born);
+        let named = named.into_iter().map(|(_, straggler)| straggler).collect();
         Stragglers::new(count, named)
     }
 }
@@ -271,5 +409,97 @@ impl fmt::Display for Straggler {
             self.age.as_secs_f64(),
             self.location
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The registry's slab; behaviour is tested through `Group` in
+    //! `tests/group.rs`.
+
+    use super::*;
+
+    fn here() -> &'static Location<'static> {
+        Location::caller()
+    }
+
+    fn names(registry: &Registry) -> Vec<String> {
+        let snapshot = registry.snapshot(|| usize::MAX);
+        snapshot
+            .names()
+            .iter()
+            .map(|name| name.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_slot_is_32_bytes() {
+        // The memory of a live named guard: this slot, plus its 32-byte
+        // token (`group/count.rs`).
+        assert_eq!(size_of::<Name>(), 16);
+        assert_eq!(size_of::<Slot>(), 32);
+    }
+
+    #[test]
+    fn vacant_slots_are_reused_and_the_order_is_by_birth_not_by_slot() {
+        let registry = Registry::default();
+        let a = registry.insert("a".into(), here());
+        let b = registry.insert("b".into(), here());
+        let c = registry.insert(format!("c{}", 1).into(), here());
+        registry.remove(a);
+        // Reuses `a`'s slot, yet is the youngest.
+        let d = registry.insert("d".into(), here());
+        assert_eq!(d, a);
+        let e = registry.duplicate(c);
+        assert_eq!(names(&registry), ["b", "c1", "d", "c1"]);
+        registry.remove(c);
+        registry.remove(c); // a second removal of a vacant slot changes nothing
+        assert_eq!(names(&registry), ["b", "d", "c1"]);
+        for slot in [b, d, e] {
+            registry.remove(slot);
+        }
+        assert!(names(&registry).is_empty());
+    }
+
+    #[test]
+    fn chunks_grow_to_at_most_chunk_slots_and_shrink_when_the_last_guard_goes() {
+        let registry = Registry::default();
+        let slots: Vec<usize> = (0..CHUNK * 2 + 3)
+            .map(|_| registry.insert("n".into(), here()))
+            .collect();
+        assert_eq!(slots, (0..CHUNK * 2 + 3).collect::<Vec<_>>());
+        {
+            let entries = lock(&registry.entries);
+            let capacities: Vec<usize> = entries.chunks.iter().map(Vec::capacity).collect();
+            assert_eq!(capacities, [CHUNK, CHUNK, 4]);
+        }
+        for &slot in &slots {
+            registry.remove(slot);
+        }
+        let entries = lock(&registry.entries);
+        assert_eq!(entries.chunks.len(), 1);
+        assert!(entries.chunks.capacity() <= 4);
+        assert!(entries.chunks[0].is_empty());
+        assert_eq!(entries.free, None);
+        assert_eq!(entries.live, 0);
+    }
+
+    #[test]
+    fn birth_times_strictly_grow_in_registration_order() {
+        let registry = Registry::default();
+        for _ in 0..1000 {
+            registry.insert("n".into(), here());
+        }
+        let entries = lock(&registry.entries);
+        let borns: Vec<u64> = entries
+            .chunks
+            .iter()
+            .flatten()
+            .map(|slot| match slot {
+                Slot::Taken(entry) => entry.born,
+                Slot::Vacant { .. } => unreachable!(),
+            })
+            .collect();
+        assert!(borns.windows(2).all(|pair| pair[0] < pair[1]));
     }
 }

@@ -63,14 +63,28 @@ pub(super) enum Token {
     /// Weak, so that the handle (which owns the root token while the group is
     /// open) and the token do not keep each other alive.
     Root(Weak<Handle>),
-    /// A named guard: one strong reference to the root, plus a registry entry.
+    /// A named guard: one strong reference to the root, plus a slot in the
+    /// group's registry of named guards. 16 bytes, so a named guard's own
+    /// allocation is 32: the registry is reached through the root token's
+    /// handle rather than through a handle of its own.
     Named {
         /// Keeps the count one higher for as long as this named guard lives.
         root: Arc<Token>,
-        /// For the registry entry.
-        handle: Arc<Handle>,
-        id: u64,
+        /// The registry slot of this guard, if it has one (it has none if
+        /// it was cloned after every handle of its group was gone).
+        slot: usize,
     },
+}
+
+impl Token {
+    /// The group's handle, unless every handle of it is gone (and with it
+    /// the registry: there is nobody left to ask for stragglers).
+    pub(super) fn handle(&self) -> Option<Arc<Handle>> {
+        match self {
+            Token::Root(handle) => handle.upgrade(),
+            Token::Named { root, .. } => root.handle(),
+        }
+    }
 }
 
 impl Token {
@@ -86,7 +100,15 @@ impl Token {
             }
             // Unregister before `root` (a field) drops and uncounts this
             // guard, so a snapshot never lists a guard it does not count.
-            Token::Named { handle, id, .. } => handle.shared.registry.remove(*id),
+            // If the handle is gone, so is the registry: nothing to do. The
+            // handle we hold meanwhile may be the last one; it drops after
+            // the registry's lock is released, and while `root` still counts
+            // this guard.
+            Token::Named { root, slot } => {
+                if let Some(handle) = root.handle() {
+                    handle.shared.registry.remove(*slot);
+                }
+            }
         }
     }
 }
@@ -241,6 +263,31 @@ mod tests {
     use std::task::{Context, Waker};
 
     use crate::Group;
+
+    #[test]
+    fn a_named_token_is_16_bytes() {
+        // With the `Arc`'s two counts, a named guard allocates 32 bytes
+        // besides its registry slot.
+        assert_eq!(size_of::<super::Token>(), 16);
+    }
+
+    #[test]
+    fn a_named_guard_outliving_every_handle_still_counts_and_clones() {
+        let group = Group::new();
+        let named = group.add_named(format!("n{}", 1)).unwrap();
+        let root = group.handle.count.root().clone();
+        drop(group);
+        // Every handle is gone, and with it the registry; the guard still
+        // counts, and so does a clone of it (unlisted: nobody can ask).
+        assert_eq!(root.strong_count(), 1);
+        let clone = named.clone();
+        assert!(clone.is_named());
+        assert_eq!(root.strong_count(), 2);
+        drop(named);
+        assert_eq!(root.strong_count(), 1);
+        drop(clone);
+        assert_eq!(root.strong_count(), 0, "nothing leaked");
+    }
 
     #[test]
     fn count_is_the_root_strong_count_minus_the_groups_own_reference() {
