@@ -25,10 +25,11 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use futures_lite::future::{block_on, poll_fn};
 use smol::{Executor, LocalExecutor, Task};
-use smol_graceful::{Group, Shutdown, TaskSet};
+use smol_graceful::{Group, Guard, Shutdown, TaskSet};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -53,6 +54,13 @@ const SECTIONS: &[(&str, &[Row])] = &[
         &[
             ("lifecycle::group", lifecycle::group, OPS),
             ("lifecycle::tt", lifecycle::tt, OPS),
+        ],
+    ),
+    (
+        "wake_local",
+        &[
+            ("wake_local::wait", wake_local::wait, OPS),
+            ("wake_local::wait_timeout", wake_local::wait_timeout, OPS),
         ],
     ),
     (
@@ -150,6 +158,68 @@ mod lifecycle {
             drop(token);
             drop(tracker);
         }
+    }
+}
+
+/// What `wake_rt_local` and `wake_rt_local_timeout` time: on one
+/// `LocalExecutor`, a new group, its guard handed to another task, and
+/// `wait()` (or `wait_timeout(1 h)`) until that task drops it; one call = OPS
+/// round trips. `strace -f -c` of a run says which system calls each makes
+/// (`wait_timeout` made a timer per round trip, whose insert could wake
+/// async-io's reactor thread).
+mod wake_local {
+    use super::*;
+
+    /// A one-item mailbox between the waiting task and the dropper.
+    #[derive(Default)]
+    struct Mailbox {
+        guard: Cell<Option<Guard>>,
+        dropper: Cell<Option<Waker>>,
+    }
+
+    #[inline(never)]
+    pub fn wait() {
+        round_trips(|group| async move { group.wait().await });
+    }
+
+    #[inline(never)]
+    pub fn wait_timeout() {
+        round_trips(|group| async move {
+            group
+                .wait_timeout(Duration::from_secs(3600))
+                .await
+                .expect("the guard was dropped long before an hour");
+        });
+    }
+
+    fn round_trips<F: Future<Output = ()>>(wait: impl Fn(Rc<Group>) -> F) {
+        let ex = LocalExecutor::new();
+        let mailbox = Rc::new(Mailbox::default());
+        let inbox = Rc::clone(&mailbox);
+        ex.spawn(async move {
+            loop {
+                let guard = poll_fn(|cx| match inbox.guard.take() {
+                    Some(guard) => Poll::Ready(guard),
+                    None => {
+                        inbox.dropper.set(Some(cx.waker().clone()));
+                        Poll::Pending
+                    }
+                })
+                .await;
+                drop(guard);
+            }
+        })
+        .detach();
+        block_on(ex.run(async {
+            for _ in 0..OPS {
+                let group = Rc::new(Group::new());
+                mailbox.guard.set(Some(group.add().unwrap()));
+                if let Some(dropper) = mailbox.dropper.take() {
+                    dropper.wake();
+                }
+                wait(group).await;
+            }
+        }));
     }
 }
 
