@@ -1,12 +1,13 @@
 //! Instruction profiles for the targets `benches/overhead` reports as missed:
-//! each of our paths and its baseline runs in a function of its own, named
-//! `<section>__<row>`, so that valgrind's callgrind can count the
+//! each of our paths and its baseline runs in a function of its own,
+//! `profile::<section>::<row>`, so that valgrind's callgrind can count the
 //! instructions of exactly that code, and what they are spent in.
 //!
 //! ```text
 //! benches/callgrind.sh new_drop     # Ir per op of each row, and the top functions under each
 //! benches/callgrind.sh              # every section
 //! cargo bench --bench profile       # runs every section once, natively (a smoke run)
+//! strace -f -c target/release/deps/profile-* wake_local::wait_timeout   # its system calls
 //! ```
 //!
 //! Instruction counts do not depend on the load of the machine, which the
