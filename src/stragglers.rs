@@ -31,7 +31,10 @@ const CHUNK: usize = 256;
 /// The live named guards of one group.
 #[derive(Default)]
 pub(crate) struct Registry {
-    entries: Mutex<Entries>,
+    /// `None` until the group's first named guard: a group that never names
+    /// one (most do not) pays one word here, and nothing to make or drop,
+    /// for the slab's bookkeeping.
+    entries: Mutex<Option<Box<Entries>>>,
 }
 
 #[derive(Default)]
@@ -182,13 +185,16 @@ impl Registry {
     ) -> usize {
         // Box a formatted name before locking.
         let name = Name::new(name);
-        lock(&self.entries).push(name, location)
+        lock(&self.entries)
+            .get_or_insert_with(Box::default)
+            .push(name, location)
     }
 
     /// Records a second guard under the same name and location as the guard
     /// in slot `index` (a clone), with its own age, and returns the new slot.
     pub(crate) fn duplicate(&self, index: usize) -> usize {
         let mut entries = lock(&self.entries);
+        let entries = entries.get_or_insert_with(Box::default);
         let (name, location) = match entries.get(index) {
             Some(entry) => (entry.name.clone(), entry.location),
             // Unreachable while the guard being cloned is alive (it frees its
@@ -201,7 +207,9 @@ impl Registry {
     /// Forgets the guard in slot `index` (it dropped).
     pub(crate) fn remove(&self, index: usize) {
         // The entry (a formatted name's buffers) is freed after unlocking.
-        let _entry = lock(&self.entries).take(index);
+        let _entry = lock(&self.entries)
+            .as_mut()
+            .and_then(|entries| entries.take(index));
     }
 
     /// Takes a consistent snapshot: `count` is read while the registry is
@@ -211,8 +219,11 @@ impl Registry {
         let entries = lock(&self.entries);
         let now = Instant::now();
         let count = count();
-        let now = entries.epoch.map_or(0, |epoch| Entries::nanos(epoch, now));
-        let mut named = entries
+        let Some(slab) = entries.as_deref() else {
+            return Stragglers::new(count, Vec::new());
+        };
+        let now = slab.epoch.map_or(0, |epoch| Entries::nanos(epoch, now));
+        let mut named = slab
             .chunks
             .iter()
             .flatten()
@@ -470,6 +481,7 @@ mod tests {
         assert_eq!(slots, (0..CHUNK * 2 + 3).collect::<Vec<_>>());
         {
             let entries = lock(&registry.entries);
+            let entries = entries.as_deref().unwrap();
             let capacities: Vec<usize> = entries.chunks.iter().map(Vec::capacity).collect();
             assert_eq!(capacities, [CHUNK, CHUNK, 4]);
         }
@@ -477,6 +489,7 @@ mod tests {
             registry.remove(slot);
         }
         let entries = lock(&registry.entries);
+        let entries = entries.as_deref().unwrap();
         assert_eq!(entries.chunks.len(), 1);
         assert!(entries.chunks.capacity() <= 4);
         assert!(entries.chunks[0].is_empty());
@@ -492,6 +505,8 @@ mod tests {
         }
         let entries = lock(&registry.entries);
         let borns: Vec<u64> = entries
+            .as_deref()
+            .unwrap()
             .chunks
             .iter()
             .flatten()
