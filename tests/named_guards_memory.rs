@@ -1,45 +1,10 @@
 //! The memory a live named guard costs, counted by a global allocator (its
-//! own test binary, so no other test allocates while it counts; and only
-//! the counting thread's allocations count, so the test harness's own
-//! threads cannot disturb it).
+//! own test binary; only this test's thread is counted).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicIsize, Ordering};
+mod common;
 
+use common::counting_alloc::{count, live, Counting};
 use smol_graceful::{Group, Guard};
-
-struct Counting;
-
-/// Bytes allocated minus bytes freed by threads that count. Relaxed: only
-/// the measuring thread counts, and it reads what it wrote itself.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-thread_local! {
-    /// Set on the measuring thread: only its allocations count. A `const`
-    /// `Cell<bool>`: reading it allocates nothing and needs no destructor.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counting() -> bool {
-    COUNTING.try_with(Cell::get).unwrap_or(false)
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if counting() {
-            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        }
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -50,16 +15,16 @@ const GUARDS: usize = 10_000;
 fn a_live_named_guard_costs_its_token_and_one_slot_and_nothing_stays_after() {
     let group = Group::new();
     let mut guards: Vec<Guard> = Vec::with_capacity(GUARDS);
-    COUNTING.with(|counting| counting.set(true));
-    let before = LIVE.load(Ordering::Relaxed);
+    count(true);
+    let before = live();
     guards.extend((0..GUARDS).map(|_| group.add_named("worker").unwrap()));
-    let live = LIVE.load(Ordering::Relaxed) - before;
+    let live_guards = live() - before;
     guards.clear();
-    let after = LIVE.load(Ordering::Relaxed) - before;
+    let after = live() - before;
     // Counting stops before anything is printed: the test harness's output
     // capture allocates on this thread.
-    COUNTING.with(|counting| counting.set(false));
-    let per_guard = live as f64 / GUARDS as f64;
+    count(false);
+    let per_guard = live_guards as f64 / GUARDS as f64;
     eprintln!("{per_guard:.1} B per live named guard (static name)");
     eprintln!("{after} B left after every named guard dropped");
     // A 32-byte token and a 32-byte registry slot, plus the slab's chunk

@@ -10,6 +10,7 @@
 // Each test binary compiles its own copy of this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod counting_alloc;
 #[cfg(all(unix, feature = "smol", feature = "signal"))]
 pub mod http;
 #[cfg(unix)]
