@@ -371,7 +371,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn len(&self) -> usize {
-        self.spawner.shared.len(&self.spawner.group)
+        self.spawner.shared.len()
     }
 
     /// True if no spawned task is still running.
@@ -382,7 +382,7 @@ impl<T, E> TaskSet<T, E> {
     /// assert!(smol_graceful::TaskSet::<(), String>::new().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.spawner.group.is_empty()
+        self.len() == 0
     }
 
     /// A snapshot of the running tasks, each by its name (or `task #i`),
@@ -401,7 +401,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn stragglers(&self) -> Stragglers {
-        self.spawner.shared.stragglers(&self.spawner.group)
+        self.spawner.shared.stragglers()
     }
 
     /// Waits for a free slot and returns a [`Permit`] to spawn one task with:

@@ -218,3 +218,68 @@ fn panics_and_panicking_displays_are_handed_out_as_errors() {
         assert!(set.join_next().await.is_none());
     }));
 }
+
+/// `len`, `is_empty` and the stragglers agree with `join_next`: once it says
+/// no task is left, they say none runs, even while the last task is still
+/// dropping its count in the set's group. The worker is held there
+/// deterministically: inside the wake-up of the pending `join_next` (a waker
+/// that reports, then waits for the test).
+#[test]
+fn len_agrees_with_join_next_while_the_last_task_still_settles() {
+    use std::future::Future;
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Wake, Waker};
+
+    struct Stall {
+        woken: Mutex<mpsc::Sender<()>>,
+        go: Mutex<mpsc::Receiver<()>>,
+    }
+    impl Wake for Stall {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let _ = self.woken.lock().unwrap().send(());
+            let _ = self.go.lock().unwrap().recv_timeout(common::LIMIT);
+        }
+    }
+
+    let pool = common::pool::Pool::start(1);
+    let mut set = TaskSet::<u32, String>::new();
+    let (release, released) = channel::bounded::<()>(1);
+    set.try_spawn(&pool, async move {
+        released.recv().await.map_err(|e| e.to_string())?;
+        Ok(7)
+    })
+    .unwrap();
+    let (woken_tx, woken) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel();
+    let stall = Waker::from(Arc::new(Stall {
+        woken: Mutex::new(woken_tx),
+        go: Mutex::new(go_rx),
+    }));
+    {
+        let mut next = pin!(set.join_next());
+        assert!(next
+            .as_mut()
+            .poll(&mut Context::from_waker(&stall))
+            .is_pending());
+    }
+    release.send_blocking(()).unwrap();
+    // The worker recorded the outcome and is now inside our waker, before
+    // it drops the task's guard.
+    woken
+        .recv_timeout(common::LIMIT)
+        .expect("the finished task did not wake join_next");
+    let (name, result) = block_on(poll_once(set.join_next()))
+        .expect("join_next was pending after its wake-up")
+        .expect("join_next ended before the task's outcome");
+    assert_eq!((name.as_ref(), result.unwrap()), ("task #0", 7));
+    assert!(matches!(block_on(poll_once(set.join_next())), Some(None)));
+    assert_eq!(set.len(), 0, "join_next says no task is left");
+    assert!(set.is_empty(), "join_next says no task is left");
+    assert_eq!(set.stragglers().count(), 0);
+    go.send(()).unwrap();
+    pool.stop();
+}

@@ -28,7 +28,7 @@ use super::spawner::Spawner;
 use super::user_code::user_code;
 #[cfg(doc)]
 use super::TaskSet;
-use crate::group::{Group, Wait};
+use crate::group::Wait;
 use crate::shutdown::Reason;
 #[cfg(doc)]
 use crate::stragglers::Straggler;
@@ -570,17 +570,13 @@ impl<T, E> fmt::Debug for JoinNext<'_, T, E> {
 pub struct JoinTimeout<'s, T, E> {
     join: Join<'s, T, E>,
     timer: Timer,
-    group: &'s Group,
 }
 
 impl<'s, T, E> JoinTimeout<'s, T, E> {
-    /// `join`, given up when `timer` fires; `group` names the stragglers.
-    pub(super) fn new(
-        join: Join<'s, T, E>,
-        timer: Timer,
-        group: &'s Group,
-    ) -> JoinTimeout<'s, T, E> {
-        JoinTimeout { join, timer, group }
+    /// `join`, given up when `timer` fires (the set's table names the
+    /// stragglers).
+    pub(super) fn new(join: Join<'s, T, E>, timer: Timer) -> JoinTimeout<'s, T, E> {
+        JoinTimeout { join, timer }
     }
 }
 
@@ -593,12 +589,16 @@ impl<T, E> Future for JoinTimeout<'_, T, E> {
             return Poll::Ready(Ok(outcome));
         }
         std::task::ready!(Pin::new(&mut self.timer).poll(cx));
-        let stragglers = self.join.shared.stragglers(self.group);
+        let stragglers = self.join.shared.stragglers();
         if stragglers.is_empty() {
-            // The last task ended between the two polls: still a finish.
-            if let Poll::Ready(outcome) = Pin::new(&mut self.join).poll(cx) {
-                return Poll::Ready(Ok(outcome));
-            }
+            // The last task ended between the two polls: still a finish. Its
+            // outcome is recorded; if its guard is still dropping, the
+            // join's wait (registered by the poll above) wakes us once it
+            // has, and the join is ready then.
+            return match Pin::new(&mut self.join).poll(cx) {
+                Poll::Ready(outcome) => Poll::Ready(Ok(outcome)),
+                Poll::Pending => Poll::Pending,
+            };
         }
         Poll::Ready(Err(stragglers))
     }

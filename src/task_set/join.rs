@@ -144,7 +144,6 @@ impl<T, E> TaskSet<T, E> {
         JoinTimeout::new(
             Join::new(group.wait(), &self.spawner.shared, &mut self.joined),
             timer,
-            group,
         )
     }
 

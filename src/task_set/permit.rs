@@ -16,7 +16,7 @@ use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::{Executor, LocalExecutor};
 
 use super::futures::TrackedTask;
-use super::slot::Slot;
+use super::slot::{Reservation, Slot};
 use super::spawner::Spawner;
 #[cfg(doc)]
 use super::TaskSet;
@@ -92,6 +92,8 @@ pub struct Permit<'s, T, E> {
     permit: Option<SemaphoreGuardArc>,
     /// The task's count in the set's group, taken at the reservation.
     guard: Guard,
+    /// The task's count in the set's `len` until it is listed.
+    reservation: Reservation<'s>,
     name: Option<Cow<'static, str>>,
 }
 
@@ -107,6 +109,7 @@ impl<'s, T, E> Permit<'s, T, E> {
             spawner,
             permit,
             guard,
+            reservation: Reservation::new(&spawner.shared),
             name: None,
         }
     }
@@ -136,9 +139,10 @@ impl<'s, T, E> Permit<'s, T, E> {
             spawner,
             permit,
             guard,
+            reservation,
             name,
         } = self;
-        Slot::register(&spawner.shared, guard, permit, name, location)
+        Slot::register(&spawner.shared, reservation, guard, permit, name, location)
     }
 }
 

@@ -59,24 +59,30 @@
 //! 6. `State::anchor` is `Some` exactly while `running > 0` (set by the
 //!    `register` that makes `running` 1, taken by the `settle` that makes it
 //!    0, under the lock), so it never keeps the group from draining once no
-//!    task runs, and reports subtract it. A spawner whose `add` fails
+//!    task runs.
+//! 7. `len` and reports count from the table, not the group: `running`
+//!    plus [`Shared::reserved`], the permits not used yet. A permit leaves
+//!    `reserved` in the critical section of `register` that adds its task
+//!    to `running`, and a task leaves `running` in the one that records its
+//!    outcome, so `len` is 0 exactly when `join_next` says nothing is left,
+//!    even while the last task is still dropping its guard. A spawner whose `add` fails
 //!    because `join` closed the group clones it: like Go's `WaitGroup.Add`
 //!    while the counter is above zero, a task may add work while the set
 //!    is being joined, and a set that drained (or was aborted) takes none.
 //!
 //! # Deadlock safety
 //!
-//! The table's lock is the only lock of this module. Lock order: table ->
-//! the group's `open`. Only [`Shared::stragglers`] holds two locks at once,
-//! reading [`Group::len`] under the table's lock, and the group never takes
-//! the table's lock. Nothing else runs under it: the guard is taken before
+//! The table's lock is the only lock of this module, and no other lock is
+//! taken under it (the group never takes it either). Nothing else runs
+//! under it: the guard is taken before
 //! it ([`Slot::register`]); the guard dropped, the permit released, the
 //! shutdown triggered and `join_next`'s waker woken after it
 //! ([`Slot::settle`]); `join` polls the group's wait before it takes the
 //! table; user code never runs under it (invariant 5).
 //!
-//! The only atomic of this module is the abort flag (see `abort.rs` for its
-//! orderings): the table is behind a mutex, and the group's own orderings
+//! The atomics of this module are the abort flag (see `abort.rs` for its
+//! orderings) and `reserved` (relaxed: read and, when it matters, written
+//! under the table's lock): the table is behind a mutex, and the group's own orderings
 //! (see `group.rs`) make every recorded outcome visible to the `join` that
 //! sees the group drained. Task sets need the `smol` feature, which loom
 //! builds leave off, so they never run under loom, and their `Arc`s are
@@ -85,6 +91,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::panic::Location;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -95,7 +102,7 @@ use super::abort::AbortFlag;
 use super::error::TaskError;
 use super::permit::Limit;
 use super::user_code::{drop_payload, drop_quietly, user_code};
-use crate::group::{Group, Guard};
+use crate::group::Guard;
 use crate::panic::message as panic_message;
 use crate::shutdown::{Reason, Shutdown};
 use crate::stragglers::{Straggler, Stragglers};
@@ -112,7 +119,33 @@ pub(super) struct Shared<T, E> {
     pub(super) limit: Option<Limit>,
     /// Set by `abort`; every task watches it.
     pub(super) abort: AbortFlag,
+    /// Permits taken and not yet used or dropped: each counts as a task
+    /// (see [`len`](Self::len)) from its reservation until `register` lists
+    /// its task, which takes it out of here under the table's lock.
+    reserved: AtomicUsize,
     state: Mutex<State<T, E>>,
+}
+
+/// A permit's place in [`Shared::reserved`], from the reservation until its
+/// task is listed or the permit is dropped unused.
+pub(super) struct Reservation<'s>(&'s AtomicUsize);
+
+impl<'s> Reservation<'s> {
+    /// Counts one more reserved permit of `shared`'s set.
+    pub(super) fn new<T, E>(shared: &'s Shared<T, E>) -> Reservation<'s> {
+        // Relaxed: a count read under the table's lock by `len`, as a
+        // snapshot; the decrement that matters for consistency (in
+        // `register`) happens under that lock.
+        shared.reserved.fetch_add(1, Ordering::Relaxed);
+        Reservation(&shared.reserved)
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        // Relaxed: see `new`.
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct State<T, E> {
@@ -212,6 +245,7 @@ impl<T, E> Shared<T, E> {
             shutdown,
             limit: None,
             abort: AbortFlag::new(),
+            reserved: AtomicUsize::new(0),
             state: Mutex::new(State {
                 outcomes: Vec::new(),
                 names: Vec::new(),
@@ -230,15 +264,15 @@ impl<T, E> Shared<T, E> {
         lock(&self.state).outcomes.is_empty()
     }
 
-    /// The running tasks, each by its name, oldest first, and the count of
-    /// `group` (which the tasks' guards count in).
-    pub(super) fn stragglers(&self, group: &Group) -> Stragglers {
+    /// The running tasks, each by its name, oldest first, and their count
+    /// (with the permits not used yet, as [`len`](Self::len)).
+    pub(super) fn stragglers(&self) -> Stragglers {
         let state = lock(&self.state);
         let now = Instant::now();
-        // Read under the table's lock: a task counts before it is listed
-        // (`register`) and is unlisted before it stops counting (`settle`),
-        // both under this lock, so `count >= named.len()` (invariant 1).
-        let count = group.len() - usize::from(state.anchor.is_some());
+        // Read under the table's lock, with the list: `running` counts every
+        // `Running` entry (invariant 4), so `count >= named.len()`. Relaxed:
+        // see `Reservation::new`.
+        let count = state.running + self.reserved.load(Ordering::Relaxed);
         let named = state
             .outcomes
             .iter()
@@ -260,11 +294,16 @@ impl<T, E> Shared<T, E> {
         Stragglers::new(count, named)
     }
 
-    /// How many tasks run (and unused permits wait), not counting the
-    /// anchor: read under the table's lock, which sets and drops it.
-    pub(super) fn len(&self, group: &Group) -> usize {
+    /// How many tasks run, and how many permits wait to be used.
+    pub(super) fn len(&self) -> usize {
         let state = lock(&self.state);
-        group.len() - usize::from(state.anchor.is_some())
+        // The table's running tasks and the permits not used yet: a task
+        // leaves `reserved` and joins `running` in one critical section
+        // (`register`), and leaves `running` when its outcome is recorded,
+        // so `len` is 0 exactly when `join_next` says no task is left, even
+        // while the last task is still dropping its guard. Relaxed: see
+        // `Reservation::new`.
+        state.running + self.reserved.load(Ordering::Relaxed)
     }
 
     /// A new guard while a task still runs and the set was not aborted:
@@ -409,6 +448,7 @@ impl<T, E> Slot<T, E> {
     /// `location`, holding the limit's `permit` in a limited set.
     pub(super) fn register(
         shared: &Arc<Shared<T, E>>,
+        reservation: Reservation<'_>,
         guard: Guard,
         permit: Option<SemaphoreGuardArc>,
         name: Option<Cow<'static, str>>,
@@ -428,6 +468,9 @@ impl<T, E> Slot<T, E> {
                 state.anchor = Some(guard.clone());
             }
             state.running += 1;
+            // Under the lock: the task leaves `reserved` as it joins
+            // `running` (see `Shared::len`).
+            drop(reservation);
             index
         };
         Slot {

@@ -142,7 +142,7 @@ impl<T, E> Spawner<T, E> {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.group.is_closed()
-            && (self.strict || self.shared.abort.is_aborted() || self.shared.len(&self.group) == 0)
+            && (self.strict || self.shared.abort.is_aborted() || self.shared.len() == 0)
     }
 
     /// A guard for a new task: from the group while it is open; after a
