@@ -334,49 +334,62 @@ struct LocalCountdown {
     waiter: Cell<Option<Waker>>,
 }
 
-fn floor_countdown_local<const N: u64>(_: &Fixtures) -> Body {
-    on_local(|ex| async move {
-        let countdown = Rc::new(LocalCountdown {
-            left: Cell::new(N),
+impl LocalCountdown {
+    fn new(left: u64) -> Rc<LocalCountdown> {
+        Rc::new(LocalCountdown {
+            left: Cell::new(left),
             waiter: Cell::new(None),
-        });
-        for _ in 0..N {
-            let countdown = Rc::clone(&countdown);
-            let task = async move {
-                work().await;
-                countdown.left.set(countdown.left.get() - 1);
-                if countdown.left.get() == 0 {
-                    if let Some(waker) = countdown.waiter.take() {
-                        waker.wake();
-                    }
-                }
-            };
-            ex.spawn(task).detach();
+        })
+    }
+
+    /// One task done: the last one wakes the waiter.
+    #[inline]
+    fn done(&self) {
+        self.left.set(self.left.get() - 1);
+        if self.left.get() == 0 {
+            if let Some(waker) = self.waiter.take() {
+                waker.wake();
+            }
         }
+    }
+
+    /// Ready once every task is done.
+    async fn wait(&self) {
         poll_fn(|cx| {
-            if countdown.left.get() == 0 {
+            if self.left.get() == 0 {
                 Poll::Ready(())
             } else {
-                countdown.waiter.set(Some(cx.waker().clone()));
+                self.waiter.set(Some(cx.waker().clone()));
                 Poll::Pending
             }
         })
         .await;
+    }
+}
+
+fn floor_countdown_local<const N: u64>(_: &Fixtures) -> Body {
+    on_local(|ex| async move {
+        let countdown = LocalCountdown::new(N);
+        for _ in 0..N {
+            let countdown = Rc::clone(&countdown);
+            let task = async move {
+                work().await;
+                countdown.done();
+            };
+            ex.spawn(task).detach();
+        }
+        countdown.wait().await;
     })
 }
 
 /// The count of `floor_arc_local`: its strong count is the number of tasks
-/// still running, and its `Drop` wakes the waiter.
-struct ArcCountdown {
-    done: Rc<LocalCountdown>,
-}
+/// still running, and its `Drop`, at the last one, counts the countdown
+/// down to zero.
+struct ArcCountdown(Rc<LocalCountdown>);
 
 impl Drop for ArcCountdown {
     fn drop(&mut self) {
-        self.done.left.set(0);
-        if let Some(waker) = self.done.waiter.take() {
-            waker.wake();
-        }
+        self.0.done();
     }
 }
 
@@ -385,13 +398,8 @@ impl Drop for ArcCountdown {
 #[allow(clippy::arc_with_non_send_sync)]
 fn floor_arc_local<const N: u64>(_: &Fixtures) -> Body {
     on_local(|ex| async move {
-        let done = Rc::new(LocalCountdown {
-            left: Cell::new(1),
-            waiter: Cell::new(None),
-        });
-        let count = Arc::new(ArcCountdown {
-            done: Rc::clone(&done),
-        });
+        let countdown = LocalCountdown::new(1);
+        let count = Arc::new(ArcCountdown(Rc::clone(&countdown)));
         for _ in 0..N {
             let count = Arc::clone(&count);
             let task = async move {
@@ -401,15 +409,7 @@ fn floor_arc_local<const N: u64>(_: &Fixtures) -> Body {
             ex.spawn(task).detach();
         }
         drop(count);
-        poll_fn(|cx| {
-            if done.left.get() == 0 {
-                Poll::Ready(())
-            } else {
-                done.waiter.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await;
+        countdown.wait().await;
     })
 }
 
