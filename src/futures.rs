@@ -3,24 +3,21 @@
 //! Each is `#[must_use]` (futures do nothing unless polled), `Send` when
 //! what it holds is, and documented on the method that makes it; the crate
 //! root keeps the types people name ([`Group`](crate::Group),
-//! [`Shutdown`](crate::Shutdown), ...), and [`Tracked`] too, since
-//! [`Tracked::new`] is a constructor of its own.
+//! [`Shutdown`](crate::Shutdown), ...), and [`Tracked`] too.
 //!
 //! | future | made by |
 //! |---|---|
 //! | [`Wait`] | [`Group::wait`](crate::Group::wait) |
 //! | [`WaitOwned`] | [`Group::wait_owned`](crate::Group::wait_owned) |
-//! | [`Tracked`] | [`Group::track`](crate::Group::track), [`Tracked::new`] |
+//! | [`Tracked`] | [`Group::track`](crate::Group::track), [`Guard::track`](crate::Guard::track) |
 //! | [`Triggered`] | [`Shutdown::triggered`](crate::Shutdown::triggered) |
 //! | [`TriggeredOwned`] | [`Shutdown::triggered_owned`](crate::Shutdown::triggered_owned) |
 //! | [`RunUntilTriggered`] | [`Shutdown::run_until_triggered`](crate::Shutdown::run_until_triggered) |
 #![cfg_attr(
     feature = "smol",
     doc = "| [`WaitTimeout`] | [`Group::wait_timeout`](crate::Group::wait_timeout), [`Group::wait_deadline`](crate::Group::wait_deadline) |",
-    doc = "| [`Spawn`], [`SpawnLocal`], [`Track`], [`SpawnBlocking`] | [`TaskSet::spawn`](crate::TaskSet::spawn) and its kin, [`TaskSet::spawn_local`](crate::TaskSet::spawn_local), [`TaskSet::track`](crate::TaskSet::track), [`TaskSet::spawn_blocking`](crate::TaskSet::spawn_blocking) (and the same methods of a [`Spawner`](crate::Spawner)) |",
-    doc = "| [`Reserve`] | [`TaskSet::reserve`](crate::TaskSet::reserve) |",
-    doc = "| [`Join`], [`JoinNext`], [`JoinTimeout`] | [`TaskSet::join`](crate::TaskSet::join), [`TaskSet::join_next`](crate::TaskSet::join_next), [`TaskSet::join_timeout`](crate::TaskSet::join_timeout) |",
-    doc = "| [`TrackedTask`] | [`Permit::spawn`](crate::Permit::spawn) and friends |"
+    doc = "| [`Join`], [`JoinNext`], [`JoinTimeout`], [`Ready`] | [`TaskSet::join`](crate::TaskSet::join), [`TaskSet::join_next`](crate::TaskSet::join_next), [`TaskSet::join_timeout`](crate::TaskSet::join_timeout), [`TaskSet::ready`](crate::TaskSet::ready) |",
+    doc = "| [`TrackedTask`] | [`TaskSet::track`](crate::TaskSet::track), [`TaskBuilder::track`](crate::TaskBuilder::track) |"
 )]
 
 #[cfg(feature = "smol")]
@@ -28,6 +25,4 @@ pub use crate::group::WaitTimeout;
 pub use crate::group::{Tracked, Wait, WaitOwned};
 pub use crate::shutdown::{RunUntilTriggered, Triggered, TriggeredOwned};
 #[cfg(feature = "smol")]
-pub use crate::task_set::{
-    Join, JoinNext, JoinTimeout, Reserve, Spawn, SpawnBlocking, SpawnLocal, Track, TrackedTask,
-};
+pub use crate::task_set::{Join, JoinNext, JoinTimeout, Ready, TrackedTask};

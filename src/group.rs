@@ -228,10 +228,7 @@ impl Group {
     /// # }).unwrap();
     /// ```
     pub fn track<F: Future>(&self, future: F) -> Result<Tracked<F>, Closed> {
-        Ok(Tracked {
-            future,
-            guard: Some(self.add()?),
-        })
+        Ok(self.add()?.track(future))
     }
 
     /// The number of live guards.
@@ -532,6 +529,32 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// Wraps `future` so that it holds this guard until it completes or is
+    /// dropped: with [`Group::add_named`], a named tracked future in one
+    /// call. Works after the group was closed, for work derived from a task
+    /// that already holds a guard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::Group;
+    ///
+    /// # smol::block_on(async {
+    /// let group = Group::new();
+    /// let flusher = smol::spawn(group.add_named("flusher")?.track(async { 1 + 1 }));
+    /// assert_eq!(group.stragglers().names(), ["flusher"]);
+    /// assert_eq!(flusher.await, 2);
+    /// group.wait().await;
+    /// # Ok::<(), smol_graceful::Closed>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn track<F: Future>(self, future: F) -> Tracked<F> {
+        Tracked {
+            future,
+            guard: Some(self),
+        }
+    }
+
     /// True if the guard was made by [`Group::add_named`] (or cloned from
     /// such a guard), so it is listed by name in [`Stragglers`].
     pub fn is_named(&self) -> bool {
@@ -598,38 +621,12 @@ impl std::error::Error for Closed {}
 
 pin_project! {
     /// A future that holds a [`Guard`] until it completes or is dropped.
-    /// Made by [`Group::track`].
+    /// Made by [`Group::track`] and [`Guard::track`].
     #[must_use = "futures do nothing unless polled"]
     pub struct Tracked<F> {
         #[pin]
         future: F,
         guard: Option<Guard>,
-    }
-}
-
-impl<F> Tracked<F> {
-    /// Wraps `future` so it holds `guard` until it completes or is dropped.
-    ///
-    /// [`Group::track`] is the usual way; this one suits work derived from a
-    /// task that already holds a guard, even after the group was closed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use smol_graceful::{Group, Tracked};
-    ///
-    /// let group = Group::new();
-    /// let guard = group.add().unwrap();
-    /// group.close();
-    /// let follow_up = Tracked::new(guard.clone(), async {});
-    /// assert_eq!(group.len(), 2);
-    /// # drop((guard, follow_up));
-    /// ```
-    pub fn new(guard: Guard, future: F) -> Tracked<F> {
-        Tracked {
-            future,
-            guard: Some(guard),
-        }
     }
 }
 

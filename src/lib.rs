@@ -104,7 +104,6 @@ mod group;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
-#[cfg(any(feature = "signal", feature = "smol"))]
 mod panic;
 mod shutdown;
 #[cfg(feature = "signal")]
@@ -121,7 +120,7 @@ pub use group::{Closed, Group, Guard, Tracked};
 pub use shutdown::{DropGuard, Reason, Shutdown};
 pub use stragglers::{Straggler, Stragglers};
 #[cfg(feature = "smol")]
-pub use task_set::{Permit, Spawner, TaskError, TaskSet, TaskSetClosed, TrySpawnError};
+pub use task_set::{Spawner, TaskBuilder, TaskError, TaskSet};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,5 +1,7 @@
-//! Panic payloads met while running user code (a logger, a callback, a
-//! task): their message, and a drop that cannot itself unwind.
+//! The one home of panic isolation: user code the crate runs on its own (a
+//! logger, a callback, a `Display`, a `Drop`, a task's payload) may panic,
+//! and the crate carries on. Each helper catches the panic (the panic hook
+//! has reported it) and drops its payload without unwinding again.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -26,4 +28,21 @@ pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
             std::mem::forget(again);
         }
     }
+}
+
+/// Runs user code that the crate cannot trust not to panic (a `Display`, a
+/// `Drop`, the logger): `None` if it panicked.
+pub(crate) fn isolate<R>(f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(payload) => {
+            drop_payload(payload);
+            None
+        }
+    }
+}
+
+/// Drops `value` (user code), ignoring a panic in its `Drop`.
+pub(crate) fn drop_quietly<V>(value: V) {
+    isolate(move || drop(value));
 }

@@ -1,177 +1,151 @@
-//! [`TaskSet`]: errgroup-style sets of fallible tasks built on [`Group`] and
-//! [`Shutdown`], with bounded concurrency ([`Permit`]) and tracked blocking
-//! work (feature `smol`).
+//! [`TaskSet`]: Go's errgroup for smol. Fallible tasks that fail together,
+//! with a concurrency limit, blocking work counted, and a report of what is
+//! still running (feature `smol`).
 //!
-//! A set is a [`Group`] that counts its running tasks, a [`Shutdown`] that
-//! the first failure triggers, an optional semaphore (the limit) and a
-//! table of outcomes in spawn order. Each task owns a slot that, when the
-//! task ends, records the outcome, then drops its guard of the group, then
-//! releases its permit: so `join`, which waits for the group to drain,
-//! finds every outcome in the table, and the group never counts more tasks
-//! than the limit allows.
-//!
-//! This file is the public face. The rooms behind it:
-//! - `task_set/slot.rs`: the table and the slot protocol, with its
+//! A set is one table (`task_set/table.rs`, the one protocol file): an entry
+//! per task in spawn order, the slots of the limit, the tasks waiting for
+//! one, and the outcomes in completion order. A [`Shutdown`] tells the
+//! tasks to stop when one fails. The rooms behind this file:
+//! - `task_set/table.rs`: the table and the slot protocol, with its
 //!   invariants and lock order;
-//! - `task_set/permit.rs`: the limit and [`Permit`];
-//! - `task_set/spawn.rs`: the ways to add a task (`spawn`, `track`, ...);
-//! - `task_set/spawner.rs`: [`Spawner`], which every way to add a task
-//!   goes through, and which tasks hold to add tasks;
-//! - `task_set/join.rs`: `join`, `join_timeout`, `join_next` (and the
-//!   `Stream`), `abort`;
+//! - `task_set/builder.rs`: [`TaskBuilder`], every way to start a task;
+//! - `task_set/task.rs`: [`TrackedTask`], the future every task runs in;
+//! - `task_set/spawner.rs`: [`Spawner`], for tasks that start tasks;
+//! - `task_set/join.rs`: the futures that wait on a set ([`Join`],
+//!   [`JoinTimeout`], [`JoinNext`], [`Ready`]) and the `Stream`;
 //! - `task_set/abort.rs`: the abort flag and each task's watch on it;
-//! - `task_set/futures.rs`: the named futures ([`Reserve`], [`Spawn`],
-//!   [`SpawnLocal`], [`Track`], [`SpawnBlocking`], [`TrackedTask`],
-//!   [`Join`], [`JoinNext`], [`JoinTimeout`]);
-//! - `task_set/error.rs`: [`TaskError`], [`TaskSetClosed`],
-//!   [`TrySpawnError`];
-//! - `task_set/user_code.rs`: running user code that may panic.
+//! - `task_set/error.rs`: [`TaskError`].
 
 use std::fmt;
-use std::num::NonZeroUsize;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use smol::Timer;
 #[cfg(doc)]
 use smol::{Executor, LocalExecutor};
 
-use crate::group::Group;
+use crate::group::Closed;
 #[cfg(doc)]
 use crate::shutdown::Reason;
 use crate::shutdown::Shutdown;
 use crate::stragglers::Stragglers;
 
 mod abort;
+mod builder;
 mod error;
-mod futures;
 mod join;
-mod permit;
-mod slot;
-mod spawn;
 mod spawner;
-mod user_code;
+mod table;
+mod task;
 
-pub use self::error::{TaskError, TaskSetClosed, TrySpawnError};
-pub use self::futures::{
-    Join, JoinNext, JoinTimeout, Reserve, Spawn, SpawnBlocking, SpawnLocal, Track, TrackedTask,
-};
-pub use self::permit::Permit;
+pub use self::builder::TaskBuilder;
+pub use self::error::TaskError;
+pub use self::join::{Join, JoinNext, JoinTimeout, Ready};
 pub use self::spawner::Spawner;
+pub use self::task::TrackedTask;
 
-use self::permit::Limit;
-use self::slot::Shared;
-use self::user_code::user_code;
+use self::table::Shared;
 
 /// A set of fallible tasks that fail together: the first error stops the
 /// siblings, and [`join`](Self::join) returns it, or every result in spawn
 /// order.
 ///
 /// This is Go's `errgroup.WithContext` (and Python's `asyncio.TaskGroup`)
-/// for smol, built from this crate's two halves: a [`Group`] that counts the
-/// running tasks and a [`Shutdown`] that tells them to stop.
+/// for smol: a table of tasks and a [`Shutdown`] that tells them to stop.
 ///
 /// # Semantics
 ///
-/// - **Spawning.** Each task is a future (or, with
-///   [`spawn_blocking`](Self::spawn_blocking), a closure on smol's blocking
-///   thread pool) that returns `Result<T, E>`. [`spawn`](Self::spawn) runs it
-///   on a smol [`Executor`]; [`track`](Self::track) wraps it in a
-///   [`TrackedTask`] future for any other runtime; a [`Permit`] also spawns
-///   on a [`LocalExecutor`]. Tasks are numbered from 0 in spawn order, the
-///   order in which they join the set (when a waiting `spawn` gets its slot,
-///   or a [`Permit`] is used), and a task without a name is called `task #i`,
-///   in errors and in [`Stragglers`] reports alike.
+/// - **Spawning.** Each task is a future that returns `Result<T, E>`.
+///   [`spawn`](Self::spawn) runs it on smol's global executor, as
+///   `smol::spawn` does; [`build_task`](Self::build_task) names it or runs
+///   it elsewhere (an [`Executor`], a [`LocalExecutor`], smol's blocking
+///   pool); [`track`](Self::track) hands it back as a [`TrackedTask`] for
+///   any runtime. Tasks are numbered from 0 in spawn order, and a task
+///   without a name is called `task #i`, in errors and reports alike.
 /// - **The first failure wins.** The first task to *end* with `Err(e)`, to
-///   panic (the panic is caught and becomes [`TaskError::Panicked`]), or to
-///   be dropped before it finished ([`TaskError::Cancelled`]) triggers the
-///   set's [`shutdown`](Self::shutdown) with [`Reason::Error`], whose message
-///   is the error's `Display`. The error value itself is kept for `join`.
+///   panic (the panic is caught: [`TaskError::Panicked`] keeps its
+///   payload), or to be cut before it finished ([`TaskError::Cancelled`])
+///   triggers the set's [`shutdown`](Self::shutdown) with
+///   [`Reason::Error`]. That reason carries the failure's *text*
+///   (`"loader failed: bad config"`), not the value: the value is `E`,
+///   which need not be `Clone` or an `Error`, and goes to `join`. To hand
+///   the value itself to the listeners, trigger the shutdown from the task
+///   with [`Reason::error(e.clone())`](Reason::error) before it returns.
 ///   Later failures are logged at debug level and kept for
 ///   [`join_next`](Self::join_next).
-/// - **Cancellation is cooperative.** Triggering the shutdown does not drop
-///   any task: each one sees [`Shutdown::triggered`] (or wraps its work in
-///   [`Shutdown::run_until_triggered`]) and returns, as in Go where
-///   goroutines watch `ctx.Done()`. The set waits for all of them.
-/// - **Joining.** [`join`](Self::join) closes the set at the call (later
-///   spawns return [`TaskSetClosed`]), waits until every task has ended, then
+/// - **Cancellation is cooperative.** Triggering the shutdown drops no
+///   task: each one watches [`Shutdown::triggered`] (or wraps its work in
+///   [`Shutdown::run_until_triggered`]) and returns, as goroutines watch
+///   `ctx.Done()`. [`abort`](Self::abort) is the forceful way.
+/// - **One count.** [`len`](Self::len), [`is_empty`](Self::is_empty),
+///   [`join_next`](Self::join_next), [`join`](Self::join),
+///   [`ready`](Self::ready) and [`stragglers`](Self::stragglers) read the
+///   same table, in which a task stops counting (and frees its slot) in the
+///   same step that makes its outcome visible: once `join_next` has handed
+///   out a task, its slot is free; once it says `None`, `len` is 0.
+/// - **Joining.** [`join`](Self::join) waits until no task is left, then
 ///   returns the first failure, or every `T` in spawn order.
-///   [`join_timeout`](Self::join_timeout) gives up after a deadline and names
-///   the [`Stragglers`], blocking threads included. Both are cancel-safe:
-///   drop one and join again later.
-/// - **Completion order.** [`join_next`](Self::join_next) (and the set as a
-///   `Stream`) hands out each task's name and outcome as it finishes,
-///   every failure included, without closing the set; a later `join`
-///   returns what it did not hand out.
-/// - **Adding tasks from tasks.** A [`Spawner`] ([`spawner`](Self::spawner))
-///   is a cloneable, `'static` handle that tasks keep to spawn more tasks
-///   (recursive fan-out), while a `join` waits too, as long as a task of the
-///   set still runs.
-/// - **Forcing.** [`abort`](Self::abort) cuts every async task that has not
-///   finished at its next poll (it ends as [`TaskError::Cancelled`]);
-///   blocking ones run on. `join_timeout`, then `abort`, then `join` is
-///   "grace, then force".
-/// - **The set's shutdown ends with it.** When `join` (or `join_timeout`)
-///   returns the outcome, it triggers the set's shutdown, with
-///   [`Reason::Finished`] unless a failure triggered it first: as Go's
-///   `WithContext` cancels its context the first time `Wait` returns,
-///   anything still watching the set's shutdown (a helper given a
-///   [`child`](Shutdown::child) of it, say) stops with the set.
+///   [`join_timeout`](Self::join_timeout) gives up after a deadline and
+///   names the stragglers. While a join waits, tasks may add tasks (through
+///   a [`Spawner`]); once a join has seen the set empty, the set is closed
+///   and every later spawn returns [`Closed`].
 /// - **Bounded concurrency.** With [`with_limit(n)`](Self::with_limit), at
-///   most `n` tasks (async and blocking alike) run at once.
-///   [`spawn`](Self::spawn) and [`reserve`](Self::reserve) wait for a free
-///   slot (back-pressure, errgroup's `Go` after `SetLimit`);
-///   [`try_spawn`](Self::try_spawn) and [`try_reserve`](Self::try_reserve)
-///   return [`TrySpawnError::Full`] instead (errgroup's `TryGo`).
+///   most `n` tasks (async and blocking alike) run at once. No spawn ever
+///   waits: a task that does not fit is listed at once and waits *inside*
+///   the set for a slot (FIFO), counted, joined and abortable, so tasks that
+///   spawn tasks never deadlock, however deep the recursion. A producer
+///   outside the set gets back-pressure from [`ready`](Self::ready): wait
+///   for room, then spawn (errgroup's `SetLimit` + `Go`).
+/// - **The set's shutdown ends with it.** When `join` returns, it triggers
+///   the set's shutdown with [`Reason::Finished`] unless a failure did
+///   first, as errgroup's `Wait` cancels its context.
 /// - **Parents.** [`with_parent`](Self::with_parent) makes the set's
 ///   shutdown a [`child`](Shutdown::child) of another: a service-wide
 ///   shutdown reaches the set's tasks, while a failure inside the set stops
 ///   only the set.
-/// - **One lifecycle.** Once joined, a set stays closed, like a [`Group`].
-///   Dropping a set that was not joined triggers its shutdown, so its tasks
-///   stop, but nothing waits for them: join a set before you drop it.
+/// - **Dropping.** Dropping a set closes it (its [`Spawner`]s refuse),
+///   triggers its shutdown and [aborts](Self::abort) its tasks, as tokio's
+///   `JoinSet` aborts on drop; blocking work already running runs to its
+///   end, unobserved. Join a set to learn how its tasks ended.
 ///
-/// A set keeps one entry per task until it is joined (the result until
-/// [`join_next`](Self::join_next) hands it out, then a few words), so a set
-/// that lives as long as a server and spawns a task per request grows by
-/// that much per request; use a set per batch there.
+/// A set keeps one entry per task (24 bytes for `T = ()`) until it is
+/// joined, so a set that lives as long as a server and spawns a task per
+/// request grows by that much per request; use a set per batch there, or
+/// a [`Group`](crate::Group) (which keeps nothing per finished task).
 ///
-/// The error type needs only [`Display`](fmt::Display) (to write the
-/// shutdown's reason), so `std::io::Error`, `String`, `&str` and
-/// `anyhow::Error` all work.
-///
-/// User code the set runs on its own may panic without breaking it: if the
-/// error's `Display` panics, the shutdown's reason says so
-/// (`"loader failed (its error's Display panicked)"`) and `join` still
-/// returns the error, named by its task; a panicking `Drop` of a result, an
-/// error or a panic payload, or a panicking logger, is caught and ignored
-/// (the panic hook has reported it).
+/// The error type needs only [`Display`](fmt::Display) (for the shutdown's
+/// reason), so `std::io::Error`, `String`, `&str` and `anyhow::Error` all
+/// work. User code the set runs may panic without breaking it: if the
+/// error's `Display` panics, the reason says so (`"loader failed (its
+/// error's Display panicked)"`) and `join` still returns the error; a
+/// panicking `Drop` of a result, an error or a payload, or a panicking
+/// logger, is caught and ignored (the panic hook has reported it).
 ///
 /// # Examples
 ///
 /// The first error stops the siblings and is what `join` returns:
 ///
 /// ```
-/// use smol::Executor;
 /// use smol_graceful::{Reason, TaskError, TaskSet};
 ///
-/// let ex = Executor::new();
+/// # smol::block_on(async {
 /// let mut set = TaskSet::new();
-/// smol::block_on(ex.run(async {
-///     for id in 0..3 {
-///         let shutdown = set.shutdown().clone();
-///         set.spawn_named(format!("worker {id}"), &ex, async move {
-///             shutdown.triggered().await; // work until told to stop
-///             Ok(id)
-///         })
-///         .await
-///         .unwrap();
-///     }
-///     set.spawn_named("loader", &ex, async { Err("bad config") }).await.unwrap();
+/// for id in 0..3 {
+///     let shutdown = set.shutdown().clone();
+///     set.build_task().name(format!("worker {id}")).spawn(async move {
+///         shutdown.triggered().await; // work until told to stop
+///         Ok(id)
+///     })?;
+/// }
+/// set.build_task().name("loader").spawn(async { Err("bad config") })?;
 ///
-///     let error = set.join().await.unwrap_err();
-///     assert_eq!(error.to_string(), "loader failed: bad config");
-///     assert!(matches!(error, TaskError::Failed { error: "bad config", .. }));
-///     assert!(matches!(set.shutdown().reason(), Some(Reason::Error(_))));
-/// }));
+/// let error = set.join().await.unwrap_err();
+/// assert_eq!(error.to_string(), "loader failed: bad config");
+/// assert!(matches!(error, TaskError::Failed { error: "bad config", .. }));
+/// assert!(matches!(set.shutdown().reason(), Some(Reason::Error(_))));
+/// # Ok::<(), smol_graceful::Closed>(())
+/// # }).unwrap();
 /// ```
 ///
 /// When every task succeeds, `join` returns the results in spawn order,
@@ -179,52 +153,42 @@ use self::user_code::user_code;
 ///
 /// ```
 /// use std::time::Duration;
-/// use smol::{Executor, Timer};
+/// use smol::Timer;
 /// use smol_graceful::TaskSet;
 ///
-/// let ex = Executor::new();
+/// # smol::block_on(async {
 /// let mut set = TaskSet::new().with_limit(2);
-/// smol::block_on(ex.run(async {
-///     for ms in [30, 20, 10] {
-///         set.spawn(&ex, async move {
-///             Timer::after(Duration::from_millis(ms)).await;
-///             Ok::<_, std::io::Error>(ms)
-///         })
-///         .await
-///         .unwrap();
-///     }
-///     assert_eq!(set.join().await.unwrap(), [30, 20, 10]);
-/// }));
+/// for ms in [30, 20, 10] {
+///     set.spawn(async move {
+///         Timer::after(Duration::from_millis(ms)).await;
+///         Ok::<_, std::io::Error>(ms)
+///     })?;
+/// }
+/// assert_eq!(set.join().await?, [30, 20, 10]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
 /// ```
 ///
 /// # Compared with its peers
 ///
 /// - Go's `errgroup`: [`new`](Self::new) / [`with_parent`](Self::with_parent)
-///   are `WithContext` (the set's [`Shutdown`] is the context, triggered by
-///   the first failure or when `join` returns, as the context is cancelled
-///   by the first error or when `Wait` returns),
-///   [`spawn`](Self::spawn) is `Go`, [`with_limit`](Self::with_limit) and
-///   [`try_spawn`](Self::try_spawn) are `SetLimit` and `TryGo`. `join` also
-///   returns every result in spawn order, a panic becomes an error that names
-///   its task instead of crashing the process, and `join_timeout` names the
+///   are `WithContext`, [`spawn`](Self::spawn) is `Go`,
+///   [`with_limit`](Self::with_limit) is `SetLimit` (but a spawn past the
+///   limit queues instead of blocking the caller; [`ready`](Self::ready)
+///   waits for room), [`join`](Self::join) is `Wait`. `join` also returns
+///   every result in spawn order, a panic becomes an error that names its
+///   task instead of crashing the process, and `join_timeout` names the
 ///   tasks that did not finish.
-///   A [`Spawner`] is `g.Go` from inside a goroutine.
-/// - Python's `asyncio.TaskGroup`: the same "first failure stops the rest",
-///   but tasks are first *asked* to stop (cooperatively, through the
-///   shutdown); [`abort`](Self::abort) cancels them at their next poll as a
-///   `TaskGroup` does at their next `await`. `join` returns the first error
-///   rather than an exception group ([`join_next`](Self::join_next) hands
-///   out every one).
-/// - tokio's `JoinSet`: [`join_next`](Self::join_next) and
-///   [`abort`](Self::abort) are its `join_next` and `abort_all`. A `JoinSet`
-///   aborts its tasks on drop and needs tokio; a `TaskSet` asks them to stop
-///   on drop, runs on smol, async-executor or (with [`track`](Self::track))
-///   any runtime, counts blocking work, and has a concurrency limit.
+/// - tokio's `JoinSet`: [`spawn`](Self::spawn), `spawn_on`, `spawn_local`,
+///   `spawn_blocking` and [`build_task`](Self::build_task)`.name(..)` are
+///   its methods of the same names (the variants live on the [`TaskBuilder`]);
+///   [`join_next`](Self::join_next) and [`abort`](Self::abort) are its
+///   `join_next` and `abort_all`; [`TaskError`] speaks `JoinError`'s
+///   vocabulary. A `TaskSet` also stops siblings on the first failure,
+///   runs on smol, async-executor or (with [`track`](Self::track)) any
+///   runtime, counts blocking work, and has a concurrency limit.
 pub struct TaskSet<T, E> {
-    /// The set's group and table; cloned by [`spawner`](Self::spawner).
-    spawner: Spawner<T, E>,
-    /// True once a [`Join`] has returned the outcomes: they are gone.
-    joined: bool,
+    shared: Arc<Shared<T, E>>,
 }
 
 impl<T, E> TaskSet<T, E> {
@@ -263,65 +227,45 @@ impl<T, E> TaskSet<T, E> {
 
     fn with_shutdown(shutdown: Shutdown) -> TaskSet<T, E> {
         TaskSet {
-            spawner: Spawner {
-                group: Group::new(),
-                shared: Arc::new(Shared::new(shutdown)),
-                strict: true,
-            },
-            joined: false,
+            shared: Arc::new(Shared::new(shutdown, usize::MAX)),
         }
     }
 
-    /// Limits the set to `limit` tasks at once, async and blocking alike.
-    ///
-    /// At the limit, [`spawn`](Self::spawn), [`reserve`](Self::reserve) and
-    /// the other waiting methods wait for a task to end;
-    /// [`try_spawn`](Self::try_spawn) and [`try_reserve`](Self::try_reserve)
-    /// fail with [`TrySpawnError::Full`]. An unused [`Permit`] holds a slot
-    /// too.
+    /// Lets at most `limit` tasks run at once, async and blocking alike; the
+    /// others wait inside the set for a slot, in spawn order.
     ///
     /// # Panics
     ///
-    /// If `limit` is 0 (no task could ever start), or if a task has already
-    /// been spawned (it would not be counted).
+    /// If `limit` is 0 (no task could ever start), or if the set already
+    /// has a task or a [`Spawner`].
     ///
     /// # Examples
     ///
     /// ```
     /// use smol_graceful::TaskSet;
     ///
-    /// let set = TaskSet::<(), String>::new().with_limit(8);
-    /// assert_eq!(set.limit(), Some(8));
+    /// # smol::block_on(async {
+    /// let mut set = TaskSet::<(), String>::new().with_limit(1);
+    /// set.spawn(std::future::pending())?;
+    /// set.spawn(async { Ok(()) })?; // waits inside the set
+    /// assert_eq!(set.len(), 2);
+    /// set.abort();
+    /// assert!(set.join().await.unwrap_err().is_cancelled());
+    /// # Ok::<(), smol_graceful::Closed>(())
+    /// # }).unwrap();
     /// ```
     #[track_caller]
     pub fn with_limit(mut self, limit: usize) -> TaskSet<T, E> {
-        let Some(max) = NonZeroUsize::new(limit) else {
-            panic!(
-                "TaskSet::with_limit(0): no task could ever start; the limit must be at least 1"
-            );
-        };
         assert!(
-            self.spawner.shared.never_spawned(),
-            "TaskSet::with_limit must be called before the first spawn"
+            limit > 0,
+            "TaskSet::with_limit(0): no task could ever start; the limit must be at least 1"
         );
-        let Some(shared) = Arc::get_mut(&mut self.spawner.shared) else {
-            panic!("TaskSet::with_limit must be called before TaskSet::spawner");
-        };
-        shared.limit = Some(Limit::new(max));
+        let fresh = Arc::get_mut(&mut self.shared).is_some_and(|shared| shared.set_limit(limit));
+        assert!(
+            fresh,
+            "TaskSet::with_limit must be called before the first spawn and before TaskSet::spawner"
+        );
         self
-    }
-
-    /// The limit set by [`with_limit`](Self::with_limit), if any.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use smol_graceful::TaskSet;
-    ///
-    /// assert_eq!(TaskSet::<(), String>::new().limit(), None);
-    /// ```
-    pub fn limit(&self) -> Option<usize> {
-        self.spawner.shared.limit.as_ref().map(Limit::max)
     }
 
     /// The set's shutdown: give a clone to each task so it can stop when a
@@ -330,32 +274,29 @@ impl<T, E> TaskSet<T, E> {
     /// # Examples
     ///
     /// ```
-    /// use smol::Executor;
     /// use smol_graceful::TaskSet;
     ///
-    /// let ex = Executor::new();
+    /// # smol::block_on(async {
     /// let mut set = TaskSet::new();
-    /// smol::block_on(ex.run(async {
-    ///     let shutdown = set.shutdown().clone();
-    ///     set.spawn(&ex, async move {
-    ///         let mut ticks = 0;
-    ///         while shutdown.run_until_triggered(smol::future::yield_now()).await.is_some() {
-    ///             ticks += 1;
-    ///         }
-    ///         Ok::<_, String>(ticks)
-    ///     })
-    ///     .await
-    ///     .unwrap();
-    ///     set.shutdown().trigger();
-    ///     assert_eq!(set.join().await.unwrap().len(), 1);
-    /// }));
+    /// let shutdown = set.shutdown().clone();
+    /// set.spawn(async move {
+    ///     let mut ticks = 0;
+    ///     while shutdown.run_until_triggered(smol::future::yield_now()).await.is_some() {
+    ///         ticks += 1;
+    ///     }
+    ///     Ok::<_, String>(ticks)
+    /// })
+    /// .unwrap();
+    /// set.shutdown().trigger();
+    /// assert_eq!(set.join().await.unwrap().len(), 1);
+    /// # });
     /// ```
     pub fn shutdown(&self) -> &Shutdown {
-        &self.spawner.shared.shutdown
+        &self.shared.shutdown
     }
 
-    /// The number of tasks that have been spawned and have not ended yet
-    /// (a [`Spawner`]'s reserved [`Permit`] that is not used yet counts too).
+    /// The number of tasks that have not ended: running, or waiting for a
+    /// slot of the limit.
     ///
     /// # Examples
     ///
@@ -364,17 +305,17 @@ impl<T, E> TaskSet<T, E> {
     ///
     /// # smol::block_on(async {
     /// let set = TaskSet::<(), String>::new();
-    /// let task = set.track(async { Ok(()) }).await.unwrap();
+    /// let task = set.track(async { Ok(()) }).unwrap();
     /// assert_eq!(set.len(), 1);
     /// task.await;
     /// assert_eq!(set.len(), 0);
     /// # });
     /// ```
     pub fn len(&self) -> usize {
-        self.spawner.shared.len()
+        self.shared.len()
     }
 
-    /// True if no spawned task is still running.
+    /// True if no task is left: running or waiting for a slot.
     ///
     /// # Examples
     ///
@@ -385,8 +326,31 @@ impl<T, E> TaskSet<T, E> {
         self.len() == 0
     }
 
-    /// A snapshot of the running tasks, each by its name (or `task #i`),
-    /// blocking ones included.
+    /// A snapshot of the tasks that have not ended, each by its name (or
+    /// `task #i`), age and call site, blocking ones and queued ones included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::TaskSet;
+    ///
+    /// let set = TaskSet::<(), String>::new();
+    /// let _a = set.track(async { Ok(()) }).unwrap();
+    /// let _b = set.build_task().name("b").track(async { Ok(()) }).unwrap();
+    /// assert_eq!(set.stragglers().names(), ["task #0", "b"]);
+    /// ```
+    pub fn stragglers(&self) -> Stragglers {
+        self.shared.stragglers()
+    }
+
+    /// Starts `future` on smol's global executor, as `smol::spawn` does. It
+    /// never waits: past the limit, the task waits inside the set.
+    ///
+    /// Shorthand for [`build_task`](Self::build_task)`().spawn(future)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the set is closed (joined and drained, or aborted).
     ///
     /// # Examples
     ///
@@ -394,83 +358,258 @@ impl<T, E> TaskSet<T, E> {
     /// use smol_graceful::TaskSet;
     ///
     /// # smol::block_on(async {
-    /// let set = TaskSet::<(), String>::new();
-    /// let _a = set.track(async { Ok(()) }).await.unwrap();
-    /// let _b = set.reserve().await.unwrap().named("b").track(async { Ok(()) });
-    /// assert_eq!(set.stragglers().names(), ["task #0", "b"]);
-    /// # });
+    /// let mut set = TaskSet::new();
+    /// set.spawn(async { Ok::<_, std::io::Error>(1) })?;
+    /// assert_eq!(set.join().await?, [1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
     /// ```
-    pub fn stragglers(&self) -> Stragglers {
-        self.spawner.shared.stragglers()
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> Result<(), Closed>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        self.build_task().spawn(future)
     }
 
-    /// Waits for a free slot and returns a [`Permit`] to spawn one task with:
-    /// the building block of every waiting spawn method.
-    ///
-    /// Without a limit the permit is ready at once. Reserving first lets you
-    /// wait for room *before* doing the work that makes a task, such as
-    /// accepting a connection, so a full set pushes back on its source.
+    /// The task as a future for any runtime: see [`TrackedTask`]. Shorthand
+    /// for [`build_task`](Self::build_task)`().track(future)`.
     ///
     /// # Errors
     ///
-    /// [`TaskSetClosed`] once [`join`](Self::join) or
-    /// [`join_timeout`](Self::join_timeout) has been called, even if that
-    /// join future was dropped before it finished: the set closes at the call.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: dropping it before it resolves takes no slot.
+    /// [`Closed`] once the set is closed.
     ///
     /// # Examples
     ///
     /// ```
-    /// use smol::{channel, Executor};
+    /// use smol_graceful::TaskSet;
+    ///
+    /// let mut set = TaskSet::new();
+    /// let task = set.track(async { Ok::<_, String>(7) }).unwrap();
+    /// std::thread::spawn(move || smol::block_on(task)).join().unwrap();
+    /// assert_eq!(smol::block_on(set.join()).unwrap(), [7]);
+    /// ```
+    #[track_caller]
+    pub fn track<F>(&self, future: F) -> Result<TrackedTask<F, T, E>, Closed>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        self.build_task().track(future)
+    }
+
+    /// A [`TaskBuilder`] to name the next task or start it elsewhere than on
+    /// smol's global executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol::{Executor, LocalExecutor};
     /// use smol_graceful::TaskSet;
     ///
     /// let ex = Executor::new();
-    /// let mut set = TaskSet::new().with_limit(2);
-    /// let (conns, incoming) = channel::unbounded();
-    /// for id in 0..5 {
-    ///     conns.try_send(id).unwrap();
-    /// }
-    /// drop(conns);
-    /// smol::block_on(ex.run(async {
-    ///     // Accept a connection only when there is room to serve it.
-    ///     while let Ok(permit) = set.reserve().await {
-    ///         let Ok(id) = incoming.recv().await else { break };
-    ///         permit.named(format!("connection {id}")).spawn(&ex, async move {
-    ///             Ok::<_, std::io::Error>(id * 2)
-    ///         });
-    ///     }
-    ///     assert_eq!(set.join().await.unwrap(), [0, 2, 4, 6, 8]);
-    /// }));
+    /// let local = LocalExecutor::new();
+    /// let mut set = TaskSet::<&str, String>::new();
+    /// set.build_task().name("on ex").spawn_on(&ex, async { Ok("a") }).unwrap();
+    /// let not_send = std::rc::Rc::new("b");
+    /// set.build_task().spawn_local(&local, async move { Ok(*not_send) }).unwrap();
+    /// let joined = smol::block_on(ex.run(local.run(set.join())));
+    /// assert_eq!(joined.unwrap(), ["a", "b"]);
     /// ```
-    pub fn reserve(&self) -> Reserve<'_, T, E> {
-        self.spawner.reserve()
+    pub fn build_task(&self) -> TaskBuilder<'_, T, E> {
+        TaskBuilder::new(&self.shared)
     }
 
-    /// Returns a [`Permit`] at once if a slot is free.
-    ///
-    /// # Errors
-    ///
-    /// [`TrySpawnError::Full`] if the set is at its limit,
-    /// [`TrySpawnError::Closed`] once [`join`](Self::join) or
-    /// [`join_timeout`](Self::join_timeout) has been called (even if that
-    /// join future was dropped).
+    /// A cloneable, `'static` handle for tasks to add tasks: see [`Spawner`].
     ///
     /// # Examples
     ///
     /// ```
-    /// use smol_graceful::{TaskSet, TrySpawnError};
+    /// use smol_graceful::TaskSet;
     ///
-    /// let set = TaskSet::<(), String>::new().with_limit(1);
-    /// let permit = set.try_reserve().unwrap();
-    /// assert_eq!(set.try_reserve().unwrap_err(), TrySpawnError::Full);
-    /// drop(permit);
-    /// assert!(set.try_reserve().is_ok());
+    /// # smol::block_on(async {
+    /// let mut set = TaskSet::<u32, String>::new();
+    /// let spawner = set.spawner();
+    /// set.spawn(async move {
+    ///     spawner.spawn(async { Ok(2) }).map_err(|e| e.to_string())?;
+    ///     Ok(1)
+    /// })
+    /// .unwrap();
+    /// assert_eq!(set.join().await.unwrap(), [1, 2]);
+    /// # });
     /// ```
-    pub fn try_reserve(&self) -> Result<Permit<'_, T, E>, TrySpawnError> {
-        self.spawner.try_reserve()
+    pub fn spawner(&self) -> Spawner<T, E> {
+        Spawner::new(Arc::clone(&self.shared))
+    }
+
+    /// Waits until a task spawned now would run at once: back-pressure for
+    /// a producer outside the set (accept a connection only when there is
+    /// room to serve it). Without a limit it is ready at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the set is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it reserves nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::TaskSet;
+    ///
+    /// # smol::block_on(async {
+    /// let mut set = TaskSet::new().with_limit(2);
+    /// for id in 0..5 {
+    ///     set.ready().await?; // at most 2 tasks, none queued
+    ///     assert!(set.len() < 2);
+    ///     set.spawn(async move { Ok::<_, std::io::Error>(id * 2) })?;
+    /// }
+    /// assert_eq!(set.join().await?, [0, 2, 4, 6, 8]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn ready(&self) -> Ready<'_, T, E> {
+        Ready {
+            shared: &self.shared,
+            listener: None,
+        }
+    }
+
+    /// Waits until no task is left, then returns the first failure or every
+    /// result in spawn order, and closes the set.
+    ///
+    /// "First" means first to end: see the [type docs](Self). Tasks are not
+    /// told to stop: if nothing failed, `join` waits for them to finish on
+    /// their own; trigger [`shutdown`](Self::shutdown) first to stop them.
+    /// While it waits, a task still running may add tasks through a
+    /// [`Spawner`], and `join` waits for them too. When it returns, it
+    /// triggers the set's shutdown with [`Reason::Finished`] (a failure that
+    /// triggered it first keeps its [`Reason::Error`]). A task that
+    /// [`join_next`](Self::join_next) already handed out is not in `join`'s
+    /// answer. A second `join` returns `Ok` with no values.
+    ///
+    /// # Errors
+    ///
+    /// The first [`TaskError`] not yet handed out by `join_next`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future loses no outcome, and a later `join`
+    /// picks up where it left off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::TaskSet;
+    ///
+    /// # smol::block_on(async {
+    /// let mut set = TaskSet::new();
+    /// set.spawn(async { Ok::<_, String>("a") }).unwrap();
+    /// set.build_task().spawn_blocking(|| Ok("b")).unwrap();
+    /// assert_eq!(set.join().await.unwrap(), ["a", "b"]);
+    /// assert!(set.spawn(async { Ok("c") }).is_err()); // closed
+    /// # });
+    /// ```
+    pub fn join(&mut self) -> Join<'_, T, E> {
+        Join {
+            shared: &self.shared,
+        }
+    }
+
+    /// [`join`](Self::join) with a deadline: gives up after `timeout` and
+    /// names the tasks still counted. The clock starts at the call.
+    ///
+    /// After a timeout the set keeps every outcome and its tasks go on:
+    /// trigger [`shutdown`](Self::shutdown) or [`abort`](Self::abort) and
+    /// join again ("grace, then force"), or drop the set.
+    ///
+    /// # Errors
+    ///
+    /// `Err(stragglers)` if the time ran out with tasks left: how many, and
+    /// their names, ages and call sites. Otherwise `Ok` of what
+    /// [`join`](Self::join) returns. Finished work wins a tie: a set whose
+    /// last task has ended answers `Ok`, even with a zero `timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, like [`join`](Self::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use smol_graceful::TaskSet;
+    ///
+    /// # smol::block_on(async {
+    /// let mut set = TaskSet::<(), String>::new();
+    /// set.build_task().name("stuck").spawn(std::future::pending()).unwrap();
+    /// let stragglers = set.join_timeout(Duration::from_millis(10)).await.unwrap_err();
+    /// assert_eq!(stragglers.names(), ["stuck"]);
+    /// set.abort();
+    /// assert!(set.join().await.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
+    pub fn join_timeout(&mut self, timeout: Duration) -> JoinTimeout<'_, T, E> {
+        JoinTimeout {
+            timer: Timer::after(timeout),
+            join: self.join(),
+        }
+    }
+
+    /// The next task to finish, with its name and outcome, in completion
+    /// order; `None` once no task is left. Failures are handed out too.
+    /// It does not close the set: spawn more and call it again (the set as
+    /// a `Stream` does the same).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: an outcome is taken only by the poll that returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::TaskSet;
+    ///
+    /// # smol::block_on(async {
+    /// let mut set = TaskSet::<u32, String>::new();
+    /// set.build_task().name("one").spawn(async { Ok(1) }).unwrap();
+    /// let (name, outcome) = set.join_next().await.unwrap();
+    /// assert_eq!((&*name, outcome.unwrap()), ("one", 1));
+    /// assert!(set.join_next().await.is_none());
+    /// assert!(set.is_empty());
+    /// # });
+    /// ```
+    pub fn join_next(&mut self) -> JoinNext<'_, T, E> {
+        JoinNext {
+            shared: &self.shared,
+        }
+    }
+
+    /// Cuts every async task at its next poll (they end as
+    /// [`TaskError::Cancelled`]), queued ones included, triggers the
+    /// shutdown and closes the set. Blocking work already running runs on
+    /// and is waited for. Then [`join`](Self::join) to collect the outcomes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::TaskSet;
+    ///
+    /// # smol::block_on(async {
+    /// let mut set = TaskSet::<(), String>::new();
+    /// set.spawn(std::future::pending()).unwrap();
+    /// set.abort();
+    /// assert!(set.join().await.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
+    pub fn abort(&self) {
+        self.shared.close();
+        self.shared.shutdown.trigger();
+        self.shared.abort.abort();
+        self.shared.wake_queued();
     }
 }
 
@@ -481,14 +620,9 @@ impl<T, E> Default for TaskSet<T, E> {
 }
 
 impl<T, E> Drop for TaskSet<T, E> {
-    /// Triggers the shutdown unless the set was joined: tasks nobody will
-    /// join should stop.
+    /// Closes the set, triggers its shutdown and aborts its tasks.
     fn drop(&mut self) {
-        if !self.joined {
-            // The trigger takes effect before it logs; a panicking logger
-            // must not turn a drop during unwinding into an abort.
-            user_code(|| self.spawner.shared.shutdown.trigger());
-        }
+        self.abort();
     }
 }
 
@@ -496,9 +630,7 @@ impl<T, E> fmt::Debug for TaskSet<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskSet")
             .field("len", &self.len())
-            .field("limit", &self.limit())
-            .field("shutdown", &self.spawner.shared.shutdown)
-            .field("joined", &self.joined)
+            .field("shutdown", &self.shared.shutdown)
             .finish_non_exhaustive()
     }
 }

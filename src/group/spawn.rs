@@ -1,18 +1,20 @@
-//! [`Group::spawn`] and [`Group::spawn_local`]: track and spawn in one call on
-//! smol's executors (feature `smol`).
+//! [`Group::spawn`], [`Group::spawn_on`] and [`Group::spawn_local`]: track
+//! and spawn in one call on smol's executors (feature `smol`).
 
 use std::future::Future;
 
 use smol::{Executor, LocalExecutor, Task};
 
-use crate::group::{Closed, Group};
+use super::{Closed, Group};
 
 impl Group {
-    /// Spawns `future` on `executor`, counted by this group until it
-    /// completes or its [`Task`] is cancelled (dropped).
+    /// Spawns `future` on smol's global executor (as `smol::spawn` does),
+    /// counted by this group until it completes or its [`Task`] is cancelled
+    /// (dropped). `.detach()` the task to let it run on its own.
     ///
-    /// This is `executor.spawn(group.track(future)?)`. For smol's global
-    /// executor, write `smol::spawn(group.track(future)?)`.
+    /// This is `smol::spawn(group.track(future)?)`. To name it in straggler
+    /// reports, track it with a named guard:
+    /// `smol::spawn(group.add_named("flusher")?.track(future))`.
     ///
     /// # Errors
     ///
@@ -22,18 +24,45 @@ impl Group {
     /// # Examples
     ///
     /// ```
+    /// use smol_graceful::Group;
+    ///
+    /// # smol::block_on(async {
+    /// let group = Group::new();
+    /// let task = group.spawn(async { 40 + 2 })?;
+    /// assert_eq!(task.await, 42);
+    /// group.wait().await;
+    /// # Ok::<(), smol_graceful::Closed>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn spawn<F>(&self, future: F) -> Result<Task<F::Output>, Closed>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Ok(smol::spawn(self.track(future)?))
+    }
+
+    /// [`spawn`](Self::spawn) on `executor`.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the group has been closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
     /// use smol::Executor;
     /// use smol_graceful::Group;
     ///
     /// let ex = Executor::new();
     /// let group = Group::new();
-    /// let task = group.spawn(&ex, async { 40 + 2 }).unwrap();
+    /// let task = group.spawn_on(&ex, async { 40 + 2 }).unwrap();
     /// smol::block_on(ex.run(async {
     ///     assert_eq!(task.await, 42);
     ///     group.wait().await;
     /// }));
     /// ```
-    pub fn spawn<'a, F>(
+    pub fn spawn_on<'a, F>(
         &self,
         executor: &Executor<'a>,
         future: F,
@@ -45,8 +74,8 @@ impl Group {
         Ok(executor.spawn(self.track(future)?))
     }
 
-    /// Spawns a `!Send` `future` on a [`LocalExecutor`], counted by this
-    /// group until it completes or its [`Task`] is cancelled.
+    /// [`spawn`](Self::spawn) on a [`LocalExecutor`]: the future need not
+    /// be `Send`.
     ///
     /// # Errors
     ///
@@ -61,9 +90,12 @@ impl Group {
     ///
     /// let ex = LocalExecutor::new();
     /// let group = Group::new();
-    /// let shared = Rc::new(5);
-    /// group.spawn_local(&ex, async move { *shared * 2 }).unwrap().detach();
-    /// smol::block_on(ex.run(group.wait()));
+    /// let local = Rc::new(1); // not Send
+    /// let task = group.spawn_local(&ex, async move { *local + 1 }).unwrap();
+    /// smol::block_on(ex.run(async {
+    ///     assert_eq!(task.await, 2);
+    ///     group.wait().await;
+    /// }));
     /// ```
     pub fn spawn_local<'a, F>(
         &self,

@@ -1,0 +1,487 @@
+//! The bookkeeping of a set, in one place: the table of its tasks, the
+//! slots of its limit, and the [`Slot`] each task owns until it settles.
+//!
+//! # How it is built
+//!
+//! One mutex-protected [`State`] per set: an entry per task in spawn order
+//! (`Queued` or `Running` with its birth and call site while it is counted,
+//! then its outcome), the names given to tasks beside their indices, the
+//! number of tasks that hold a slot (`running`) and that wait for one
+//! (`queued`, FIFO in `waiting`), the finished tasks in completion order
+//! (`completed`, popped by `join_next`), and the waker of the pending join.
+//! A task registers in one critical section: it takes a slot if one is free
+//! and no task waits, otherwise it queues. It settles in one more (a
+//! failure takes one before, to learn whether it is the first and take its
+//! name): it gives its slot to the oldest queued task or frees it, and
+//! records its outcome, in the same critical section. Nothing else counts
+//! tasks: `len`, `join`, `join_next`, `ready` and the stragglers report all
+//! read this table.
+//!
+//! # Invariants
+//!
+//! 1. `running` is the number of `Running` entries and `queued` the number
+//!    of `Queued` ones; `running <= limit`, and `queued > 0` only while
+//!    `running == limit`. A task's slot is freed (or handed to a queued
+//!    task) in the critical section that records its outcome: once an
+//!    outcome can be seen, its slot is free, and `len() == running +
+//!    queued` agrees with `join_next` at every moment.
+//! 2. Every `Done` and `Failed` entry has its index in `completed` exactly
+//!    once, in the order they were recorded; `Taken` entries are in
+//!    neither. `waiting` holds the index of every `Queued` entry, oldest
+//!    first, and may hold stale indices of entries that settled while
+//!    queued: they are skipped when a slot is handed on.
+//! 3. A slot settles exactly once: `Slot::index` is `Some` until its outcome
+//!    is recorded, and a slot dropped unsettled records a cancellation.
+//! 4. `closed` becomes true when the set is dropped, or when a join has
+//!    been called and no task is counted (`running + queued == 0`), and
+//!    stays true: a set that drained under a join takes no new task, while
+//!    a task still counted may add more (like Go's `WaitGroup.Add` while the
+//!    counter is above zero).
+//! 5. The first failure sets `failed` and triggers the shutdown before its
+//!    outcome is recorded; user code (the error's `Display`, any `Drop` of
+//!    a result, error or payload, the logger) runs under
+//!    [`isolate`](crate::panic::isolate), outside the lock.
+//!
+//! # Deadlock safety
+//!
+//! The table's lock is the only lock of this module and no other lock is
+//! taken under it; wakers are woken, the shutdown triggered and the `room`
+//! event notified after it is released. The abort flag (`abort.rs`) is an
+//! atomic read under the lock only as a re-check (see [`Slot::poll_start`]).
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::panic::Location;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use event_listener::Event;
+
+use super::abort::AbortFlag;
+use super::error::TaskError;
+use crate::group::Closed;
+use crate::panic::{drop_quietly, isolate};
+use crate::shutdown::{Reason, Shutdown};
+use crate::stragglers::{Straggler, Stragglers};
+use crate::sync::{lock, Mutex};
+
+/// What `join_next` yields: a finished task's name and outcome.
+pub(super) type Next<T, E> = (Cow<'static, str>, Result<T, TaskError<E>>);
+
+/// What a set shares with its spawners and tasks.
+pub(super) struct Shared<T, E> {
+    pub(super) shutdown: Shutdown,
+    pub(super) abort: AbortFlag,
+    /// At most this many tasks run; `usize::MAX` without a limit.
+    pub(super) limit: usize,
+    /// Notified when a slot is freed with no queued task to take it.
+    pub(super) room: Event,
+    /// Births are nanoseconds since this instant (8 bytes an entry).
+    epoch: Instant,
+    state: Mutex<State<T, E>>,
+}
+
+struct State<T, E> {
+    entries: Vec<Entry<T, E>>,
+    /// Names given to tasks, sorted by index; a name leaves when its task's
+    /// name is handed out.
+    names: Vec<(usize, Cow<'static, str>)>,
+    running: usize,
+    queued: usize,
+    /// Queued tasks, oldest first, each with its waker once it has one.
+    waiting: VecDeque<(usize, Option<Waker>)>,
+    completed: VecDeque<usize>,
+    failed: bool,
+    joining: bool,
+    closed: bool,
+    /// The pending join's waker, and whether it wants every outcome
+    /// (`join_next`) or only the end (`join`).
+    joiner: Option<(Waker, bool)>,
+}
+
+/// One task's entry: 24 bytes when `T` is at most 16 (a failure is boxed).
+enum Entry<T, E> {
+    Queued(Birth),
+    Running(Birth),
+    Done(T),
+    Failed(Box<TaskError<E>>),
+    Taken,
+}
+
+#[derive(Clone, Copy)]
+struct Birth {
+    nanos: u64,
+    location: &'static Location<'static>,
+}
+
+impl<T, E> Drop for State<T, E> {
+    /// Drops what was never handed out one value at a time, so a panicking
+    /// `Drop` leaves the others dropped (invariant 5).
+    fn drop(&mut self) {
+        self.entries.drain(..).for_each(drop_quietly);
+    }
+}
+
+impl<T, E> State<T, E> {
+    fn len(&self) -> usize {
+        self.running + self.queued
+    }
+
+    fn name(&self, index: usize) -> Option<&Cow<'static, str>> {
+        let at = self.names.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+        self.names.get(at).map(|(_, name)| name)
+    }
+
+    fn take_name(&mut self, index: usize) -> Cow<'static, str> {
+        match self.names.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(at) => self.names.remove(at).1,
+            Err(_) => Cow::Owned(format!("task #{index}")),
+        }
+    }
+
+    /// Frees the slot of a task that held one: hands it to the oldest
+    /// queued task (invariant 2), or frees it. Returns the waker to wake and
+    /// whether a slot became free.
+    fn release(&mut self) -> (Option<Waker>, bool) {
+        while let Some((index, waker)) = self.waiting.pop_front() {
+            if let Some(entry @ Entry::Queued(_)) = self.entries.get_mut(index) {
+                let Entry::Queued(birth) = *entry else { continue };
+                *entry = Entry::Running(birth);
+                self.queued -= 1;
+                return (waker, false);
+            }
+        }
+        self.running -= 1;
+        (None, true)
+    }
+}
+
+impl<T, E> Shared<T, E> {
+    pub(super) fn new(shutdown: Shutdown, limit: usize) -> Shared<T, E> {
+        Shared {
+            shutdown,
+            abort: AbortFlag::new(),
+            limit,
+            room: Event::new(),
+            epoch: Instant::now(),
+            state: Mutex::new(State {
+                entries: Vec::new(),
+                names: Vec::new(),
+                running: 0,
+                queued: 0,
+                waiting: VecDeque::new(),
+                completed: VecDeque::new(),
+                failed: false,
+                joining: false,
+                closed: false,
+                joiner: None,
+            }),
+        }
+    }
+
+    /// Sets the limit of a set that has never had a task (`false` if it
+    /// has).
+    pub(super) fn set_limit(&mut self, limit: usize) -> bool {
+        let state = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = state.entries.is_empty();
+        if fresh {
+            self.limit = limit;
+        }
+        fresh
+    }
+
+    pub(super) fn len(&self) -> usize {
+        lock(&self.state).len()
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+
+    /// True if a task spawned now would run at once (or the set is closed:
+    /// then `Err`).
+    pub(super) fn has_room(&self) -> Result<bool, Closed> {
+        let state = lock(&self.state);
+        if state.closed {
+            return Err(Closed);
+        }
+        Ok(state.running < self.limit && state.queued == 0)
+    }
+
+    /// Closes the set for good (the set was dropped).
+    pub(super) fn close(&self) {
+        lock(&self.state).closed = true;
+    }
+
+    /// Wakes every queued task after `abort` set the flag: each sees it at
+    /// its next poll (running tasks listen on the flag's event).
+    pub(super) fn wake_queued(&self) {
+        let wakers: Vec<Waker> = lock(&self.state)
+            .waiting
+            .iter_mut()
+            .filter_map(|(_, waker)| waker.take())
+            .collect();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    pub(super) fn stragglers(&self) -> Stragglers {
+        let now = self.epoch.elapsed();
+        let state = lock(&self.state);
+        let named = state
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(index, entry)| match entry {
+                Entry::Queued(birth) | Entry::Running(birth) => {
+                    let name = match state.name(index) {
+                        Some(name) => name.clone(),
+                        None => Cow::Owned(format!("task #{index}")),
+                    };
+                    let age = now.saturating_sub(Duration::from_nanos(birth.nanos));
+                    Some(Straggler::new(name, age, birth.location))
+                }
+                _ => None,
+            })
+            .collect();
+        Stragglers::new(state.len(), named)
+    }
+
+    /// `join_next`: the next finished task, `None` once none is counted.
+    pub(super) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Next<T, E>>> {
+        let mut state = lock(&self.state);
+        while let Some(index) = state.completed.pop_front() {
+            let entry = match state.entries.get_mut(index) {
+                Some(entry) => std::mem::replace(entry, Entry::Taken),
+                None => continue,
+            };
+            return Poll::Ready(Some(match entry {
+                Entry::Done(value) => (state.take_name(index), Ok(value)),
+                Entry::Failed(error) => (error.task_name().clone(), Err(*error)),
+                // Invariant 2 rules these out.
+                other => {
+                    drop(state);
+                    drop_quietly(other);
+                    lost(index)
+                }
+            }));
+        }
+        if state.len() == 0 {
+            return Poll::Ready(None);
+        }
+        state.joiner = Some((cx.waker().clone(), true));
+        Poll::Pending
+    }
+
+    /// `join`: once no task is counted, closes the set and takes every
+    /// outcome not handed out yet.
+    pub(super) fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<T>, TaskError<E>>> {
+        let mut state = lock(&self.state);
+        state.joining = true;
+        if state.len() > 0 {
+            state.joiner = Some((cx.waker().clone(), false));
+            return Poll::Pending;
+        }
+        state.closed = true; // invariant 4
+        let first_failure = state
+            .completed
+            .iter()
+            .copied()
+            .find(|&index| matches!(state.entries.get(index), Some(Entry::Failed(_))));
+        let entries = std::mem::take(&mut state.entries);
+        state.names.clear();
+        state.completed.clear();
+        drop(state);
+        let mut error = None;
+        let mut values = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.into_iter().enumerate() {
+            match entry {
+                Entry::Done(value) => values.push(value),
+                Entry::Failed(failure) if Some(index) == first_failure => error = Some(*failure),
+                other => drop_quietly(other),
+            }
+        }
+        Poll::Ready(match error {
+            None => Ok(values),
+            Some(error) => {
+                values.into_iter().for_each(drop_quietly);
+                Err(error)
+            }
+        })
+    }
+}
+
+/// A `Queued` or `Running` entry in `completed` would break invariant 2;
+/// should it ever happen, `join_next` reports a cancellation, not a hang.
+fn lost<T, E>(index: usize) -> Next<T, E> {
+    let task: Cow<'static, str> = Cow::Owned(format!("task #{index}"));
+    (task.clone(), Err(TaskError::Cancelled { task }))
+}
+
+/// A task's place in its set, from its registration until its outcome is
+/// recorded (invariant 3).
+pub(super) struct Slot<T, E> {
+    shared: Arc<Shared<T, E>>,
+    index: Option<usize>,
+}
+
+impl<T, E> Slot<T, E> {
+    /// Lists a new task: it runs at once if a slot is free and no task
+    /// waits, otherwise it queues. `Ok((slot, started))`.
+    pub(super) fn register(
+        shared: &Arc<Shared<T, E>>,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+    ) -> Result<(Slot<T, E>, bool), Closed> {
+        let nanos = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let birth = Birth { nanos, location };
+        let mut state = lock(&shared.state);
+        if state.closed {
+            return Err(Closed);
+        }
+        let index = state.entries.len();
+        let started = state.running < shared.limit && state.queued == 0;
+        if started {
+            state.running += 1;
+            state.entries.push(Entry::Running(birth));
+        } else {
+            state.queued += 1;
+            state.entries.push(Entry::Queued(birth));
+            state.waiting.push_back((index, None));
+        }
+        if let Some(name) = name {
+            // Indices grow under this lock: `names` stays sorted.
+            state.names.push((index, name));
+        }
+        drop(state);
+        let slot = Slot {
+            shared: Arc::clone(shared),
+            index: Some(index),
+        };
+        Ok((slot, started))
+    }
+
+    pub(super) fn shared(&self) -> &Shared<T, E> {
+        &self.shared
+    }
+
+    /// A queued task: `Ready(true)` once it holds a slot, `Ready(false)` if
+    /// the set was aborted first, else `Pending` with `cx`'s waker kept.
+    pub(super) fn poll_start(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let Some(index) = self.index else {
+            return Poll::Ready(false);
+        };
+        let mut state = lock(&self.shared.state);
+        // Re-checked under the lock: `abort` stores the flag before it
+        // takes this lock to wake the queued tasks, so either this load sees
+        // the flag or that wake-up sees the waker stored below.
+        if self.shared.abort.is_aborted() {
+            return Poll::Ready(false);
+        }
+        if !matches!(state.entries.get(index), Some(Entry::Queued(_))) {
+            return Poll::Ready(true);
+        }
+        if let Some((_, waker)) = state.waiting.iter_mut().find(|(i, _)| *i == index) {
+            match waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                waker => *waker = Some(cx.waker().clone()),
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Records a finished body's outcome: its value, its error or its
+    /// panic.
+    pub(super) fn finish(mut self, caught: std::thread::Result<Result<T, E>>)
+    where
+        E: std::fmt::Display,
+    {
+        let describe = |error: &TaskError<E>| {
+            // The user's `Display` may panic (invariant 5).
+            isolate(|| error.to_string()).unwrap_or_else(|| {
+                format!("{} (its error's Display panicked)", error.describe_without_error())
+            })
+        };
+        match caught {
+            Ok(Ok(value)) => self.settle(Entry::Done(value)),
+            Ok(Err(error)) => self.fail(|task| TaskError::Failed { task, error }, describe),
+            Err(payload) => {
+                let payload = std::sync::Mutex::new(payload);
+                self.fail(|task| TaskError::Panicked { task, payload }, describe);
+            }
+        }
+    }
+
+    /// Builds a failure, triggers the shutdown with its description if it
+    /// is the first (invariant 5), then records it.
+    fn fail(
+        &mut self,
+        error: impl FnOnce(Cow<'static, str>) -> TaskError<E>,
+        describe: impl Fn(&TaskError<E>) -> String,
+    ) {
+        let Some(index) = self.index else { return };
+        let (task, first) = {
+            let mut state = lock(&self.shared.state);
+            let first = !std::mem::replace(&mut state.failed, true);
+            (state.take_name(index), first)
+        };
+        let error = error(task);
+        if first {
+            // Takes effect before it logs, and isolates its own logging.
+            let reason = Reason::error(describe(&error));
+            self.shared.shutdown.trigger_with(reason);
+        } else if log::log_enabled!(log::Level::Debug) {
+            isolate(|| log::debug!("{} (after the first failure)", describe(&error)));
+        }
+        self.settle(Entry::Failed(Box::new(error)));
+    }
+
+    fn settle(&mut self, entry: Entry<T, E>) {
+        let Some(index) = self.index.take() else {
+            drop_quietly(entry);
+            return;
+        };
+        let mut state = lock(&self.shared.state);
+        let (handed, freed) = match state.entries.get(index) {
+            Some(Entry::Running(_)) => state.release(),
+            Some(Entry::Queued(_)) => {
+                state.queued -= 1;
+                (None, false)
+            }
+            // `join` took the table: it only does so once no task is
+            // counted, so this task is not counted any more.
+            _ => {
+                drop(state);
+                drop_quietly(entry);
+                return;
+            }
+        };
+        if let Some(slot) = state.entries.get_mut(index) {
+            *slot = entry;
+        }
+        state.completed.push_back(index);
+        let drained = state.len() == 0;
+        if drained && state.joining {
+            state.closed = true; // invariant 4
+        }
+        let joiner = match state.joiner.take() {
+            Some((waker, any)) if any || drained => Some(waker),
+            other => {
+                state.joiner = other;
+                None
+            }
+        };
+        drop(state);
+        if freed && self.shared.limit != usize::MAX {
+            self.shared.room.notify(1);
+        }
+        handed.into_iter().chain(joiner).for_each(Waker::wake);
+    }
+}
+
+impl<T, E> Drop for Slot<T, E> {
+    /// A task ended by `abort`, or dropped unfinished: a cancellation.
+    fn drop(&mut self) {
+        self.fail(|task| TaskError::Cancelled { task }, TaskError::describe_without_error);
+    }
+}
