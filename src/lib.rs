@@ -64,8 +64,8 @@
 //!
 //! # Features
 //!
-//! - `smol` (default): [`Group::spawn`] / [`Group::spawn_local`] on smol's
-//!   executors, the timers behind [`Group::wait_timeout`] /
+//! - `smol` (default): [`Group::spawn`] (smol's global executor),
+//!   [`Group::spawn_on`] / [`Group::spawn_local`] (an executor of yours), the timers behind [`Group::wait_timeout`] /
 //!   [`Group::wait_deadline`], and [`TaskSet`].
 //! - `signal` (default): the [`signal`] module.
 //! - `systemd`: the [`systemd`] module, which tells systemd (or any service
@@ -84,6 +84,7 @@
 #![cfg_attr(
     not(feature = "smol"),
     doc = "[`Group::spawn`]: crate#features",
+    doc = "[`Group::spawn_on`]: crate#features",
     doc = "[`Group::spawn_local`]: crate#features",
     doc = "[`Group::wait_timeout`]: crate#features",
     doc = "[`Group::wait_deadline`]: crate#features",

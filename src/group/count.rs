@@ -41,7 +41,7 @@
 
 use super::Handle;
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
-use crate::Closed;
+use super::Closed;
 
 /// The count of one group: see the module docs.
 pub(super) struct Count {
@@ -262,7 +262,7 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Waker};
 
-    use crate::Group;
+    use super::super::Group;
 
     #[test]
     fn a_named_token_is_16_bytes() {

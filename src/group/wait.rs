@@ -26,9 +26,8 @@ use event_listener::{Event, EventListener, Listener};
 use crate::stragglers::Registry;
 #[cfg(feature = "smol")]
 use crate::stragglers::Stragglers;
+use super::Group;
 use crate::sync::{lock, AtomicBool, Mutex, MutexGuard, Ordering};
-#[cfg(feature = "smol")]
-use crate::Group;
 
 /// Shared between the handles, the root token and named guards.
 #[derive(Default)]
@@ -310,14 +309,14 @@ fn poll_listener(
 /// holds its own handle to the group, so it is `'static`.
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitOwned {
-    group: crate::Group,
+    group: Group,
     /// `ManuallyDrop`: see [`Wait`]'s field.
     state: ManuallyDrop<WaitState>,
 }
 
 impl WaitOwned {
     /// A wait on `group` (already closed).
-    pub(super) fn new(group: crate::Group) -> WaitOwned {
+    pub(super) fn new(group: Group) -> WaitOwned {
         WaitOwned {
             group,
             state: ManuallyDrop::new(WaitState::Idle),
@@ -518,7 +517,6 @@ mod tests {
     //! in `tests/group.rs`.
 
     use super::*;
-    use crate::Group;
     use futures_lite::future::{block_on, poll_once};
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 #[cfg(doc)]
-use crate::Shutdown;
+use super::Shutdown;
 
 /// Why a [`Shutdown`] was triggered.
 #[derive(Clone, Debug)]
