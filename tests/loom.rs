@@ -1,6 +1,11 @@
 //! Loom models: every interleaving of the group's count, close and wake-up,
-//! and of the shutdown broadcast, explored exhaustively (up to the
-//! preemption bound).
+//! of the shutdown broadcast, and of a task set's abort flag, explored
+//! exhaustively (up to the preemption bound).
+//!
+//! The task set needs the `smol` feature, which loom builds leave off, so
+//! its abort flag is modelled through its own file: `src/task_set/abort.rs`
+//! is compiled into this test as `mod abort`, unchanged, with the `mod sync`
+//! below standing in for the crate's (loom's atomics).
 //!
 //! Run (as `.ci/run` does):
 //!
@@ -21,13 +26,45 @@
 //! - `--cfg smol_graceful_bug="no_recheck"`: the first async waiter checks
 //!   `done` before it takes the lock under which it parks its waker, instead
 //!   of re-checking under the lock: a lost wakeup, seen as a deadlock.
+//! - `--cfg smol_graceful_bug="relaxed_triggered"`: a scope's `triggered`
+//!   flag is stored and loaded Relaxed, so a thread that sees
+//!   `is_triggered()` may miss what the triggering thread wrote before
+//!   `trigger()` (`is_triggered_sees_the_writes_before_the_trigger`).
+//! - `--cfg smol_graceful_bug="load_before_listen"`: a task's abort watch
+//!   loads the abort flag before it listens, so an abort between the two is
+//!   neither seen nor heard (`abort_reaches_a_task_that_registered` fails its
+//!   assertion, `abort_wakes_a_pending_task` deadlocks). Weakening the abort
+//!   flag's two SeqCst orderings to Relaxed is not planted: event-listener's
+//!   mutex over its list of listeners orders the two sides by itself today,
+//!   and these models pass with both Relaxed, also without a preemption
+//!   bound (see `AbortFlag::abort`).
 #![cfg(loom)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Poll, Waker};
 
 use loom::future::block_on;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use smol_graceful::{Closed, Group, Shutdown};
+
+/// A task set's abort flag and a task's watch on it: the library's own file.
+#[path = "../src/task_set/abort.rs"]
+mod abort;
+
+/// What `abort.rs` takes from `crate::sync`, as the crate's `sync` module
+/// gives it under loom.
+mod sync {
+    pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+}
+
+#[path = "common/waker.rs"]
+mod waker;
+
+use abort::{AbortFlag, AbortWatch};
+use waker::FlagWaker;
 
 /// Two tasks write, then drop their guards on two threads; the waiter must
 /// see both writes once `wait` resolves.
@@ -324,6 +361,114 @@ fn len_racing_close_is_exact() {
             drop(held);
             block_on(group.wait());
             assert!(group.is_empty());
+        });
+    }
+}
+
+/// A writer stores to a plain data atomic, Relaxed, then triggers; a reader
+/// that sees the trigger, through `is_triggered()` or `triggered().await`,
+/// on the scope or on a child, then reads the data Relaxed and must see the
+/// write: the trigger publishes it (the promise of `Shutdown::is_triggered`
+/// and `Shutdown::triggered`).
+#[test]
+fn is_triggered_sees_the_writes_before_the_trigger() {
+    for (through_child, by_await) in [(false, false), (true, false), (false, true), (true, true)] {
+        loom::model(move || {
+            let root = Shutdown::new();
+            let watched = if through_child {
+                root.child()
+            } else {
+                root.clone()
+            };
+            let data = Arc::new(AtomicUsize::new(0));
+            let writer = {
+                let data = Arc::clone(&data);
+                thread::spawn(move || {
+                    data.store(1, Ordering::Relaxed);
+                    root.trigger();
+                })
+            };
+            if by_await {
+                block_on(watched.triggered());
+            } else {
+                while !watched.is_triggered() {
+                    thread::yield_now();
+                }
+            }
+            assert_eq!(
+                data.load(Ordering::Relaxed),
+                1,
+                "saw the trigger but not the write before it \
+                 (through_child: {through_child}, by_await: {by_await})"
+            );
+            writer.join().unwrap();
+        });
+    }
+}
+
+/// A task of a task set as `TrackedTask::poll` drives it, around a body that
+/// never finishes: check the flag, poll the body (`Pending`), register the
+/// watch. Ready once it has learnt of the abort.
+fn aborted_task<'a>(
+    flag: &'a AbortFlag,
+    watch: &'a mut AbortWatch,
+) -> impl Future<Output = ()> + 'a {
+    std::future::poll_fn(move |cx| {
+        if flag.is_aborted() || watch.register(flag, cx) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+}
+
+/// One thread aborts while a task registers its watch (one poll, with a flag
+/// waker): the task sees the flag at that poll, or the abort wakes it.
+#[test]
+fn abort_reaches_a_task_that_registered() {
+    loom::model(|| {
+        let flag = Arc::new(AbortFlag::new());
+        let aborter = {
+            let flag = Arc::clone(&flag);
+            thread::spawn(move || assert!(flag.abort(), "the first abort sets the flag"))
+        };
+        let waker = FlagWaker::new();
+        let mut watch = AbortWatch::default();
+        let seen = waker.poll(pin!(aborted_task(&flag, &mut watch))).is_ready();
+        aborter.join().unwrap();
+        assert!(
+            seen || waker.take_woken(),
+            "the abort was neither seen at the poll nor woke the task"
+        );
+        assert!(flag.is_aborted());
+        assert!(!flag.abort(), "a second abort reports it was not the first");
+    });
+}
+
+/// One thread aborts while a task runs under loom's `block_on` (a lost
+/// wakeup is a loom deadlock); in the second model the task registered
+/// first with another waker, so `block_on`'s poll re-registers the watch
+/// with its own.
+#[test]
+fn abort_wakes_a_pending_task() {
+    for moved in [false, true] {
+        loom::model(move || {
+            let flag = Arc::new(AbortFlag::new());
+            let aborter = {
+                let flag = Arc::clone(&flag);
+                thread::spawn(move || {
+                    flag.abort();
+                })
+            };
+            let mut watch = AbortWatch::default();
+            let mut task = pin!(aborted_task(&flag, &mut watch));
+            if moved {
+                let _ = task
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(Waker::noop()));
+            }
+            block_on(task);
+            aborter.join().unwrap();
         });
     }
 }

@@ -217,8 +217,16 @@ impl Node {
             state.reason = Some(std::sync::Arc::clone(reason));
             // Relaxed would do for the flag alone; Release pairs with the
             // Acquire in `is_triggered`, so a thread that sees `true` and then
-            // reads anything this thread wrote before the trigger sees it.
-            self.triggered.store(true, Ordering::Release);
+            // reads anything this thread wrote before the trigger sees it
+            // (the promise of `Shutdown::is_triggered`, modelled in
+            // tests/loom.rs).
+            // (Planted bug for tests/loom.rs: Relaxed, which loom must catch.)
+            let order = if cfg!(smol_graceful_bug = "relaxed_triggered") {
+                Ordering::Relaxed
+            } else {
+                Ordering::Release
+            };
+            self.triggered.store(true, order);
             // No channel can be made from here on (invariant 3), so the one
             // read here is the only one that can have waiters.
             self.channel.get()
@@ -233,7 +241,13 @@ impl Node {
 
     pub(crate) fn is_triggered(&self) -> bool {
         // Acquire pairs with the Release store in `trigger_one`.
-        self.triggered.load(Ordering::Acquire)
+        // (Planted bug for tests/loom.rs: Relaxed, which loom must catch.)
+        let order = if cfg!(smol_graceful_bug = "relaxed_triggered") {
+            Ordering::Relaxed
+        } else {
+            Ordering::Acquire
+        };
+        self.triggered.load(order)
     }
 
     pub(crate) fn reason(&self) -> Option<Reason> {

@@ -9,12 +9,18 @@
 //! event-listener pattern: `abort` stores the flag, then notifies; a task
 //! listens, then loads the flag. Either the load sees the store, or the
 //! listener was inserted before the notification and is woken by it.
+//!
+//! The file needs neither smol nor the rest of the task set, and takes its
+//! atomic from `crate::sync`: `tests/loom.rs` includes it as it is and
+//! model-checks it (`abort_reaches_a_task_that_registered`,
+//! `abort_wakes_a_pending_task`).
 
 use std::future::Future as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use event_listener::{Event, EventListener};
+
+use crate::sync::{AtomicBool, Ordering};
 
 /// A set's abort flag and the event that wakes its tasks when it is set.
 pub(super) struct AbortFlag {
@@ -36,7 +42,14 @@ impl AbortFlag {
         // SeqCst: pairs with the SeqCst load in `is_aborted` that follows a
         // task's `listen` (the event-listener pattern, see the module docs):
         // either that load sees this store, or `notify` (which begins with a
-        // SeqCst fence) sees the listener and wakes it.
+        // SeqCst fence) sees the listener and wakes it. That is the contract
+        // event-listener documents. Today its list is behind a mutex that
+        // both `listen` and `notify` take, which alone orders the two sides,
+        // so the loom models pass even with both orderings Relaxed; SeqCst
+        // keeps this correct if the list goes lock-free. The planted bug the
+        // models catch breaks the pattern's other requirement instead: the
+        // task loads the flag before it listens (`load_before_listen`, in
+        // `register`).
         let first = !self.aborted.swap(true, Ordering::SeqCst);
         self.event.notify(usize::MAX);
         first
@@ -44,7 +57,9 @@ impl AbortFlag {
 
     /// True once `abort` was called.
     pub(super) fn is_aborted(&self) -> bool {
-        // SeqCst: see `abort`.
+        // SeqCst: see `abort`. The other caller, a task's check at the start
+        // of each poll, needs no more: a poll that follows the wake from
+        // `abort`'s `notify` is ordered after the swap by that wake.
         self.aborted.load(Ordering::SeqCst)
     }
 }
@@ -65,9 +80,13 @@ impl AbortWatch {
         let listener = match &mut self.listener {
             Some(listener) => listener,
             None => {
+                // Planted bug for tests/loom.rs: load, then listen; an abort
+                // between the two is neither seen nor heard.
+                let early =
+                    cfg!(smol_graceful_bug = "load_before_listen").then(|| flag.is_aborted());
                 let listener = self.listener.insert(flag.event.listen());
                 // Listen, then load (see the module docs).
-                if flag.is_aborted() {
+                if early.unwrap_or_else(|| flag.is_aborted()) {
                     return true;
                 }
                 listener
