@@ -8,6 +8,7 @@ use std::panic::AssertUnwindSafe;
 
 /// The message of a panic payload: the `&str` or `String` that `panic!`
 /// makes, or a placeholder for any other payload.
+#[cfg(any(feature = "signal", feature = "smol"))]
 pub(crate) fn message(payload: &(dyn Any + Send)) -> &str {
     payload
         .downcast_ref::<&'static str>()
@@ -43,6 +44,7 @@ pub(crate) fn isolate<R>(f: impl FnOnce() -> R) -> Option<R> {
 }
 
 /// Drops `value` (user code), ignoring a panic in its `Drop`.
+#[cfg(feature = "smol")]
 pub(crate) fn drop_quietly<V>(value: V) {
     isolate(move || drop(value));
 }

@@ -104,11 +104,11 @@ impl Shutdown {
         if triggered {
             // The trigger is complete; neither a panicking logger nor an
             // error whose `Display` panics may turn it into a panic here.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::panic::isolate(|| {
                 if let Some(reason) = self.reason() {
                     log::debug!("shutdown triggered: {reason}");
                 }
-            }));
+            });
         }
         triggered
     }
@@ -121,6 +121,11 @@ impl Shutdown {
     }
 
     /// True once the shutdown (or an ancestor) has been triggered.
+    ///
+    /// Once it returns `true`, the calling thread sees everything the
+    /// triggering thread wrote before its `trigger` call (a Release store
+    /// read by an Acquire load), so data written before the trigger can be
+    /// read without more synchronization.
     pub fn is_triggered(&self) -> bool {
         self.node.is_triggered()
     }
@@ -133,7 +138,9 @@ impl Shutdown {
     /// A future that is ready once the shutdown has been triggered.
     ///
     /// Cheap to create: it allocates nothing until it has to wait, so it can
-    /// be made afresh in every turn of a loop.
+    /// be made afresh in every turn of a loop. Once it is ready, the task
+    /// sees what the triggering thread wrote before the trigger, as after
+    /// [`is_triggered`](Self::is_triggered) returned `true`.
     ///
     /// # Cancel safety
     ///

@@ -30,13 +30,12 @@
 //! is held, no other lock is taken and no user code runs (no logger, no
 //! waker): only the count changes and `WRITTEN` is notified.
 
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use crate::panic::drop_payload;
+use crate::panic::isolate;
 
 /// How long the exit on a second signal waits for the logger to write why.
 const EXIT_LOG_WAIT: Duration = Duration::from_millis(100);
@@ -217,13 +216,10 @@ fn run_log_thread(records: Receiver<Record>) {
 /// Hands `record` to the logger (and flushes it if someone waits for it); a
 /// panic in the logger loses the record and nothing else.
 fn write(record: &Record) {
-    let logged = panic::catch_unwind(AssertUnwindSafe(|| {
+    isolate(|| {
         log::log!(record.level, "{}", record.text);
         if record.done.is_some() {
             log::logger().flush();
         }
-    }));
-    if let Err(payload) = logged {
-        drop_payload(payload);
-    }
+    });
 }
