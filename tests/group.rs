@@ -269,11 +269,11 @@ fn dropping_a_tracked_future_releases_its_guard() {
 }
 
 #[test]
-fn tracked_new_uses_an_existing_guard_after_close() {
+fn guard_track_uses_an_existing_guard_after_close() {
     let group = Group::new();
     let guard = group.add().unwrap();
     group.close();
-    let follow_up = Tracked::new(guard.clone(), async { 5 });
+    let follow_up: Tracked<_> = guard.clone().track(async { 5 });
     drop(guard);
     let waker = FlagWaker::new();
     let mut wait = pin!(group.wait());
@@ -284,6 +284,30 @@ fn tracked_new_uses_an_existing_guard_after_close() {
         "the follow-up's guard did not wake the waiter"
     );
     assert!(waker.poll(wait.as_mut()).is_ready());
+}
+
+#[test]
+fn a_named_guard_track_is_listed_by_name_until_the_future_completes() {
+    let group = Group::new();
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut flusher = pin!(group.add_named("flusher").unwrap().track(async move {
+        // Pending until the test sends, then done.
+        futures_lite::future::poll_fn(|_| match rx.try_recv() {
+            Ok(()) => std::task::Poll::Ready(7),
+            Err(_) => std::task::Poll::Pending,
+        })
+        .await
+    }));
+    assert_eq!(group.stragglers().names(), ["flusher"]);
+    assert!(block_on(poll_once(flusher.as_mut())).is_none());
+    assert_eq!(group.len(), 1, "a pending tracked future still counts");
+    tx.send(()).unwrap();
+    assert_eq!(block_on(poll_once(flusher.as_mut())), Some(7));
+    assert!(
+        group.is_empty(),
+        "the guard is released when the future completes"
+    );
+    assert!(group.stragglers().names().is_empty());
 }
 
 #[test]

@@ -15,23 +15,64 @@ use futures_lite::future::{block_on, poll_once};
 use smol_graceful::{Closed, Group};
 
 #[test]
-fn spawn_and_spawn_local_fail_after_close() {
+fn spawn_spawn_on_and_spawn_local_fail_after_close() {
     let group = Group::new();
     group.close();
+    assert_eq!(group.spawn(async {}).unwrap_err(), Closed);
     let ex = smol::Executor::new();
-    assert_eq!(group.spawn(&ex, async {}).unwrap_err(), Closed);
+    assert_eq!(group.spawn_on(&ex, async {}).unwrap_err(), Closed);
     let local = smol::LocalExecutor::new();
     assert_eq!(group.spawn_local(&local, async {}).unwrap_err(), Closed);
+}
+
+#[test]
+fn spawn_runs_on_the_global_executor_and_counts_until_the_task_ends() {
+    let group = Group::new();
+    let (tx, rx) = async_channel::bounded::<u32>(1);
+    // Nothing here runs an executor: smol's global one runs the task.
+    let task = group
+        .spawn(async move { rx.recv().await.unwrap() + 1 })
+        .unwrap();
+    assert_eq!(group.len(), 1);
+    tx.try_send(41).unwrap();
+    run_bounded(async {
+        assert_eq!(task.await, 42);
+        group.wait().await;
+    });
+    assert!(group.is_empty());
 }
 
 #[test]
 fn tracked_future_that_panics_releases_its_guard() {
     let ex = smol::Executor::new();
     let group = Group::new();
-    let task = group.spawn(&ex, async { panic!("boom") }).unwrap();
+    let task = group.spawn_on(&ex, async { panic!("boom") }).unwrap();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| block_on(ex.run(task))));
     assert!(outcome.is_err());
     assert!(group.is_empty());
+}
+
+#[test]
+fn a_named_tracked_task_on_the_global_executor_is_a_straggler_until_it_ends() {
+    let group = Group::new();
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    let task = smol::spawn(
+        group
+            .add_named("flusher")
+            .unwrap()
+            .track(async move { rx.recv().await.ok() }),
+    );
+    let stragglers = run_bounded(group.wait_timeout(Duration::ZERO)).unwrap_err();
+    assert_eq!(stragglers.names(), ["flusher"]);
+    assert!(stragglers.named()[0]
+        .location()
+        .file()
+        .ends_with("group_smol.rs"));
+    tx.try_send(()).unwrap();
+    run_bounded(async {
+        assert_eq!(task.await, Some(()));
+        group.wait().await;
+    });
 }
 
 #[test]
@@ -116,9 +157,9 @@ fn spawned_tasks_are_counted_until_they_finish_or_are_cancelled() {
     let group = Group::new();
     let (tx, rx) = async_channel::bounded::<()>(1);
     let task = group
-        .spawn(&ex, async move { rx.recv().await.ok() })
+        .spawn_on(&ex, async move { rx.recv().await.ok() })
         .unwrap();
-    let cancelled = group.spawn(&ex, std::future::pending::<()>()).unwrap();
+    let cancelled = group.spawn_on(&ex, std::future::pending::<()>()).unwrap();
     assert_eq!(group.len(), 2);
     drop(cancelled);
     // async-task drops a cancelled, scheduled future when the executor next

@@ -39,7 +39,7 @@ fn tasks_with_panics_and_many_waiters(tasks: usize) {
 
     for i in 0..tasks {
         group
-            .spawn(&ex, async move {
+            .spawn_on(&ex, async move {
                 smol::future::yield_now().await;
                 if i % 100 == 0 {
                     std::panic::panic_any(PLANNED);

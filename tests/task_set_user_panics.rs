@@ -13,12 +13,12 @@ mod common;
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
 use common::pool::Pool;
 use common::run_bounded;
-use futures_lite::future::block_on;
+use futures_lite::future::{block_on, poll_once};
 use smol::Executor;
 use smol_graceful::{Reason, TaskError, TaskSet};
 
@@ -104,13 +104,35 @@ fn a_panicking_display_alone_still_fails_the_set_with_the_tasks_name() {
     let ex = Executor::new();
     let mut set = TaskSet::<(), Bad>::new();
     run_bounded(ex.run(async {
-        set.spawn_named("loader", &ex, async { Err(BAD) })
-            .await
+        set.build_task()
+            .name("loader")
+            .spawn_on(&ex, async { Err(BAD) })
             .unwrap();
         let error = set.join().await.unwrap_err();
         assert_eq!(error.task(), "loader");
         assert!(matches!(error, TaskError::Failed { .. }), "{error:?}");
     }));
+    assert_eq!(
+        error_message(set.shutdown().reason()),
+        "loader failed (its error's Display panicked)"
+    );
+}
+
+#[test]
+fn join_next_hands_out_a_failure_whose_display_panics() {
+    install_logger();
+    let mut set = TaskSet::<(), Bad>::new();
+    set.build_task()
+        .name("loader")
+        .spawn(async { Err(BAD) })
+        .unwrap();
+    let (name, outcome) = run_bounded(set.join_next()).expect("one task");
+    assert_eq!(name, "loader");
+    assert!(
+        matches!(outcome, Err(TaskError::Failed { ref task, .. }) if task == "loader"),
+        "{outcome:?}"
+    );
+    assert!(run_bounded(set.join_next()).is_none());
     assert_eq!(
         error_message(set.shutdown().reason()),
         "loader failed (its error's Display panicked)"
@@ -127,17 +149,18 @@ fn a_panicking_display_still_stops_the_siblings() {
         for _ in 0..3 {
             let shutdown = set.shutdown().clone();
             let stopped = Arc::clone(&stopped);
-            set.spawn(&ex, async move {
-                shutdown.triggered().await;
-                stopped.fetch_add(1, Ordering::SeqCst);
-                // Later failures, with the same bad `Display`, logged at debug level.
-                Err(BAD)
-            })
-            .await
-            .unwrap();
+            set.build_task()
+                .spawn_on(&ex, async move {
+                    shutdown.triggered().await;
+                    stopped.fetch_add(1, Ordering::SeqCst);
+                    // Later failures, with the same bad `Display`, logged at debug level.
+                    Err(BAD)
+                })
+                .unwrap();
         }
-        set.spawn_named("parser", &ex, async { Err(BAD) })
-            .await
+        set.build_task()
+            .name("parser")
+            .spawn_on(&ex, async { Err(BAD) })
             .unwrap();
         let error = set.join().await.unwrap_err();
         assert_eq!(error.task(), "parser");
@@ -149,14 +172,35 @@ fn a_panicking_display_still_stops_the_siblings() {
 fn a_panicking_display_in_blocking_work_still_fails_the_set() {
     install_logger();
     let mut set = TaskSet::<(), Bad>::new();
-    run_bounded(async {
-        set.spawn_blocking_named("fsync", || Err(BAD))
-            .await
-            .unwrap();
-        let error = set.join().await.unwrap_err();
-        assert_eq!(error.task(), "fsync");
-    });
-    assert!(set.shutdown().is_triggered());
+    set.build_task()
+        .name("fsync")
+        .spawn_blocking(|| Err(BAD))
+        .unwrap();
+    let error = run_bounded(set.join()).unwrap_err();
+    assert_eq!(error.task(), "fsync");
+    assert_eq!(
+        error_message(set.shutdown().reason()),
+        "fsync failed (its error's Display panicked)"
+    );
+}
+
+#[test]
+fn a_blocking_closure_whose_panic_payload_panics_on_drop_still_fails_the_set() {
+    install_logger();
+    let mut set = TaskSet::<(), String>::new();
+    set.build_task()
+        .name("fsync")
+        .spawn_blocking(|| std::panic::panic_any(Bomb))
+        .unwrap();
+    set.build_task()
+        .name("later")
+        .spawn_blocking(|| std::panic::panic_any(Bomb))
+        .unwrap();
+    let error = run_bounded(set.join()).unwrap_err();
+    assert!(error.is_panic(), "{error:?}");
+    assert!(["fsync", "later"].contains(&error.task()), "{error:?}");
+    // The other payload was dropped quietly by `join`; this one is defused.
+    std::mem::forget(error.into_panic());
 }
 
 #[test]
@@ -165,9 +209,10 @@ fn a_result_whose_drop_panics_does_not_break_join() {
     let ex = Executor::new();
     let mut set = TaskSet::<Bomb, String>::new();
     run_bounded(ex.run(async {
-        set.spawn(&ex, async { Ok(Bomb) }).await.unwrap();
-        set.spawn_named("fetch", &ex, async { Err("refused".to_owned()) })
-            .await
+        set.build_task().spawn_on(&ex, async { Ok(Bomb) }).unwrap();
+        set.build_task()
+            .name("fetch")
+            .spawn_on(&ex, async { Err("refused".to_owned()) })
             .unwrap();
         // The results are dropped when `join` returns the error.
         let error = set.join().await.unwrap_err();
@@ -179,16 +224,17 @@ fn a_result_whose_drop_panics_does_not_break_join() {
 fn a_later_error_whose_drop_panics_does_not_break_its_task() {
     install_logger();
     let mut set = TaskSet::<(), Bad>::new();
-    let first = run_bounded(set.track(async { Err(BAD) })).unwrap();
-    let later = run_bounded(set.track(async {
-        Err(Bad {
-            panic_on_drop: true,
+    let first = set.track(async { Err(BAD) }).unwrap();
+    let later = set
+        .track(async {
+            Err(Bad {
+                panic_on_drop: true,
+            })
         })
-    }))
-    .unwrap();
+        .unwrap();
     block_on(first);
-    // Dropped by the set as a later failure: must not panic out of the task.
     block_on(later);
+    // Kept as a later failure, then dropped by `join`: must not panic out of it.
     assert_eq!(run_bounded(set.join()).unwrap_err().task(), "task #0");
 }
 
@@ -196,19 +242,47 @@ fn a_later_error_whose_drop_panics_does_not_break_its_task() {
 fn a_panic_payload_whose_drop_panics_is_still_reported_as_a_panic() {
     install_logger();
     let mut set = TaskSet::<(), String>::new();
-    let task = run_bounded(set.track(async {
-        std::panic::panic_any(Bomb);
-    }))
-    .unwrap();
+    let task = set
+        .track(async {
+            std::panic::panic_any(Bomb);
+        })
+        .unwrap();
     block_on(task);
     let error = run_bounded(set.join()).unwrap_err();
+    assert!(error.is_panic(), "{error:?}");
+    assert_eq!(error.task(), "task #0");
     assert_eq!(
-        error,
-        TaskError::Panicked {
-            task: "task #0".into(),
-            message: "a panic payload that is not a string".to_owned()
-        }
+        error.to_string(),
+        "task #0 panicked: a panic payload that is not a string"
     );
+    assert!(
+        format!("{error:?}").contains("a panic payload that is not a string"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error_message(set.shutdown().reason()),
+        "task #0 panicked: a panic payload that is not a string"
+    );
+    // The error keeps the original payload; the test defuses it.
+    let payload = error.into_panic();
+    assert!(payload.is::<Bomb>());
+    std::mem::forget(payload);
+}
+
+#[test]
+fn a_later_panic_whose_payload_panics_on_drop_is_dropped_quietly_by_join() {
+    install_logger();
+    let mut set = TaskSet::<(), String>::new();
+    let first = set.track(async { Err("first".to_owned()) }).unwrap();
+    let later = set
+        .track(async {
+            std::panic::panic_any(Bomb);
+        })
+        .unwrap();
+    block_on(first);
+    block_on(later);
+    let error = run_bounded(set.join()).unwrap_err();
+    assert_eq!(error.to_string(), "task #0 failed: first");
 }
 
 #[test]
@@ -217,18 +291,20 @@ fn a_panicking_logger_does_not_break_the_set() {
     let ex = Executor::new();
     let mut set = TaskSet::<(), String>::new();
     LOGGER_PANICS.with(|p| p.set(true));
+    // The tasks run on this thread, so the set logs (and the logger panics) here.
     let error = run_bounded(ex.run(async {
         for i in 0..3 {
             let shutdown = set.shutdown().clone();
-            set.spawn(&ex, async move {
-                shutdown.triggered().await;
-                Err(format!("sibling {i} gave up"))
-            })
-            .await
-            .unwrap();
+            set.build_task()
+                .spawn_on(&ex, async move {
+                    shutdown.triggered().await;
+                    Err(format!("sibling {i} gave up"))
+                })
+                .unwrap();
         }
-        set.spawn_named("fetch", &ex, async { Err("refused".to_owned()) })
-            .await
+        set.build_task()
+            .name("fetch")
+            .spawn_on(&ex, async { Err("refused".to_owned()) })
             .unwrap();
         set.join().await.unwrap_err()
     }));
@@ -241,13 +317,51 @@ fn a_panicking_logger_does_not_break_the_set() {
 }
 
 #[test]
+fn aborting_tasks_under_a_panicking_logger_still_cancels_every_one() {
+    install_logger();
+    let ex = Executor::new();
+    let mut set = TaskSet::<(), String>::new();
+    let (started_tx, started_rx) = smol::channel::bounded::<()>(3);
+    for _ in 0..3 {
+        let started = started_tx.clone();
+        set.build_task()
+            .spawn_on(&ex, async move {
+                started.send(()).await.map_err(|e| e.to_string())?;
+                std::future::pending().await
+            })
+            .unwrap();
+    }
+    LOGGER_PANICS.with(|p| p.set(true));
+    let outcomes = run_bounded(ex.run(async {
+        // Every task waits at its pending point; then cut them all.
+        for _ in 0..3 {
+            started_rx.recv().await.unwrap();
+        }
+        set.abort();
+        let mut outcomes = Vec::new();
+        while let Some((name, outcome)) = set.join_next().await {
+            outcomes.push((name.into_owned(), outcome.unwrap_err().is_cancelled()));
+        }
+        outcomes
+    }));
+    LOGGER_PANICS.with(|p| p.set(false));
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|(_, cancelled)| *cancelled),
+        "{outcomes:?}"
+    );
+    assert!(set.is_empty());
+}
+
+#[test]
 fn many_failures_with_a_panicking_display_still_join() {
     install_logger();
     let ex = Executor::new();
     let mut set = TaskSet::<(), Bad>::new().with_limit(64);
     run_bounded(ex.run(async {
         for _ in 0..2_000 {
-            set.spawn(&ex, async { Err(BAD) }).await.unwrap();
+            // Past the limit, each task waits inside the set for a slot.
+            set.build_task().spawn_on(&ex, async { Err(BAD) }).unwrap();
         }
         assert_eq!(set.join().await.unwrap_err().task(), "task #0");
     }));
@@ -257,16 +371,101 @@ fn many_failures_with_a_panicking_display_still_join() {
 fn dropping_an_unjoined_set_whose_values_panic_on_drop_does_not_panic() {
     install_logger();
     let set = TaskSet::<Bomb, Bad>::new();
-    let ok = run_bounded(set.track(async { Ok(Bomb) })).unwrap();
-    let failed = run_bounded(set.track(async {
-        Err(Bad {
-            panic_on_drop: true,
+    let ok = set.track(async { Ok(Bomb) }).unwrap();
+    let failed = set
+        .track(async {
+            Err(Bad {
+                panic_on_drop: true,
+            })
         })
-    }))
-    .unwrap();
+        .unwrap();
+    let panicked = set
+        .track(async {
+            std::panic::panic_any(Bomb);
+        })
+        .unwrap();
     block_on(ok);
     block_on(failed);
-    drop(set); // holds a `Bomb` result and a first error whose drop panics
+    block_on(panicked);
+    // Holds a `Bomb` result, a first error and a panic payload whose drops panic.
+    drop(set);
+}
+
+/// Sets its flag, then panics, when dropped (unless already unwinding).
+struct LoudBomb(Arc<AtomicBool>);
+
+impl Drop for LoudBomb {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+        if !std::thread::panicking() {
+            panic!("Drop of LoudBomb panicked");
+        }
+    }
+}
+
+/// A task body that holds a bomb across an await: dropping it unfinished
+/// (by an abort) runs the bomb's panicking `Drop`, which sets the returned
+/// flag first.
+fn holds_a_bomb() -> (
+    Arc<AtomicBool>,
+    impl std::future::Future<Output = Result<(), String>>,
+) {
+    let went_off = Arc::new(AtomicBool::new(false));
+    let bomb = LoudBomb(Arc::clone(&went_off));
+    let body = async move {
+        let _bomb = bomb;
+        std::future::pending::<()>().await;
+        Ok(())
+    };
+    (went_off, body)
+}
+
+#[test]
+fn abort_cuts_a_task_whose_body_panics_on_drop() {
+    install_logger();
+    let mut set = TaskSet::<(), String>::new();
+    let (went_off, body) = holds_a_bomb();
+    let mut task = Box::pin(set.build_task().name("bomb").track(body).unwrap());
+    assert!(block_on(poll_once(task.as_mut())).is_none(), "pending");
+    set.abort();
+    // Its next poll drops the body, whose panic stays inside the set.
+    assert_eq!(block_on(poll_once(task.as_mut())), Some(()));
+    assert!(went_off.load(Ordering::SeqCst), "the body was dropped");
+    let error = run_bounded(set.join()).unwrap_err();
+    assert!(error.is_cancelled(), "{error:?}");
+    assert_eq!(error.task(), "bomb");
+}
+
+#[test]
+fn dropping_an_unjoined_set_cuts_a_task_whose_body_panics_on_drop() {
+    install_logger();
+    let set = TaskSet::<(), String>::new();
+    let spawner = set.spawner();
+    let (went_off, body) = holds_a_bomb();
+    let mut task = Box::pin(set.track(body).unwrap());
+    assert!(block_on(poll_once(task.as_mut())).is_none(), "pending");
+    drop(set);
+    assert!(spawner.is_closed());
+    // The drop aborted the task: its next poll drops the body, whose panic
+    // stays inside the set.
+    assert_eq!(block_on(poll_once(task.as_mut())), Some(()));
+    assert!(went_off.load(Ordering::SeqCst), "the body was dropped");
+}
+
+#[test]
+fn a_tracked_task_dropped_unfinished_whose_body_panics_on_drop_still_ends_as_cancelled() {
+    install_logger();
+    let mut set = TaskSet::<(), String>::new();
+    let (went_off, body) = holds_a_bomb();
+    let mut task = Box::pin(set.build_task().name("bomb").track(body).unwrap());
+    assert!(block_on(poll_once(task.as_mut())).is_none(), "pending");
+    // The caller's own drop runs the body's `Drop`: its panic is the
+    // caller's, but the set still hears that the task ended.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(task)));
+    assert!(went_off.load(Ordering::SeqCst), "the body was dropped");
+    let error = run_bounded(set.join()).unwrap_err();
+    assert!(error.is_cancelled(), "{error:?}");
+    assert_eq!(error.task(), "bomb");
 }
 
 #[test]
@@ -276,10 +475,10 @@ fn concurrent_failures_with_a_panicking_display_on_many_threads_still_join() {
     // executor threads stop, so a failure cannot hang the test.
     let ex = Pool::start(3);
     let mut set = TaskSet::<u32, Bad>::new();
-    run_bounded(async {
-        for i in 0..1_000 {
-            let shutdown = set.shutdown().clone();
-            set.spawn(&ex, async move {
+    for i in 0..1_000 {
+        let shutdown = set.shutdown().clone();
+        set.build_task()
+            .spawn_on(&ex, async move {
                 if i % 2 == 0 {
                     Err(BAD)
                 } else {
@@ -287,12 +486,10 @@ fn concurrent_failures_with_a_panicking_display_on_many_threads_still_join() {
                     Ok(i)
                 }
             })
-            .await
             .unwrap();
-        }
-        let error = set.join().await.unwrap_err();
-        assert!(error.task().starts_with("task #"), "{error:?}");
-    });
+    }
+    let error = run_bounded(set.join()).unwrap_err();
+    assert!(error.task().starts_with("task #"), "{error:?}");
     ex.stop();
 }
 
