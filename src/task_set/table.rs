@@ -69,7 +69,13 @@ use crate::sync::{lock, Mutex};
 /// What `join_next` yields: a finished task's name and outcome.
 pub(super) type Next<T, E> = (Cow<'static, str>, Result<T, TaskError<E>>);
 
-/// What a set shares with its spawners and tasks.
+/// What a set shares with its spawners and tasks. Aligned to 128 bytes
+/// (two cache lines, as crossbeam's `CachePadded` on x86-64), and so is the
+/// table's lock inside it: the `Arc`'s counts (written by every spawn and
+/// every finished task), the fields every poll reads (the abort flag, the
+/// limit) and the lock (taken by spawner and finishing threads) each sit on
+/// lines of their own instead of bouncing one line between the threads.
+#[repr(align(128))]
 pub(super) struct Shared<T, E> {
     pub(super) shutdown: Shutdown,
     pub(super) abort: AbortFlag,
@@ -79,8 +85,12 @@ pub(super) struct Shared<T, E> {
     pub(super) room: Event,
     /// Births are nanoseconds since this instant (8 bytes an entry).
     epoch: Instant,
-    state: Mutex<State<T, E>>,
+    state: Padded<Mutex<State<T, E>>>,
 }
+
+/// See [`Shared`].
+#[repr(align(128))]
+struct Padded<T>(T);
 
 struct State<T, E> {
     entries: Vec<Entry<T, E>>,
@@ -165,7 +175,7 @@ impl<T, E> Shared<T, E> {
             limit,
             room: Event::new(),
             epoch: Instant::now(),
-            state: Mutex::new(State {
+            state: Padded(Mutex::new(State {
                 entries: Vec::new(),
                 names: Vec::new(),
                 running: 0,
@@ -176,14 +186,14 @@ impl<T, E> Shared<T, E> {
                 joining: false,
                 closed: false,
                 joiner: None,
-            }),
+            })),
         }
     }
 
     /// Sets the limit of a set that has never had a task (`false` if it
     /// has).
     pub(super) fn set_limit(&mut self, limit: usize) -> bool {
-        let state = self.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = self.state.0.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         let fresh = state.entries.is_empty();
         if fresh {
             self.limit = limit;
@@ -192,17 +202,17 @@ impl<T, E> Shared<T, E> {
     }
 
     pub(super) fn len(&self) -> usize {
-        lock(&self.state).len()
+        lock(&self.state.0).len()
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        lock(&self.state).closed
+        lock(&self.state.0).closed
     }
 
     /// True if a task spawned now would run at once (or the set is closed:
     /// then `Err`).
     pub(super) fn has_room(&self) -> Result<bool, Closed> {
-        let state = lock(&self.state);
+        let state = lock(&self.state.0);
         if state.closed {
             return Err(Closed);
         }
@@ -211,13 +221,13 @@ impl<T, E> Shared<T, E> {
 
     /// Closes the set for good (the set was dropped).
     pub(super) fn close(&self) {
-        lock(&self.state).closed = true;
+        lock(&self.state.0).closed = true;
     }
 
     /// Wakes every queued task after `abort` set the flag: each sees it at
     /// its next poll (running tasks listen on the flag's event).
     pub(super) fn wake_queued(&self) {
-        let wakers: Vec<Waker> = lock(&self.state)
+        let wakers: Vec<Waker> = lock(&self.state.0)
             .waiting
             .iter_mut()
             .filter_map(|(_, waker)| waker.take())
@@ -227,7 +237,7 @@ impl<T, E> Shared<T, E> {
 
     pub(super) fn stragglers(&self) -> Stragglers {
         let now = self.epoch.elapsed();
-        let state = lock(&self.state);
+        let state = lock(&self.state.0);
         let named = state
             .entries
             .iter()
@@ -249,7 +259,7 @@ impl<T, E> Shared<T, E> {
 
     /// `join_next`: the next finished task, `None` once none is counted.
     pub(super) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Next<T, E>>> {
-        let mut state = lock(&self.state);
+        let mut state = lock(&self.state.0);
         while let Some(index) = state.completed.pop_front() {
             let entry = match state.entries.get_mut(index) {
                 Some(entry) => std::mem::replace(entry, Entry::Taken),
@@ -276,7 +286,7 @@ impl<T, E> Shared<T, E> {
     /// `join`: once no task is counted, closes the set and takes every
     /// outcome not handed out yet.
     pub(super) fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<T>, TaskError<E>>> {
-        let mut state = lock(&self.state);
+        let mut state = lock(&self.state.0);
         state.joining = true;
         if state.len() > 0 {
             state.joiner = Some((cx.waker().clone(), false));
@@ -335,7 +345,7 @@ impl<T, E> Slot<T, E> {
     ) -> Result<(Slot<T, E>, bool), Closed> {
         let nanos = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let birth = Birth { nanos, location };
-        let mut state = lock(&shared.state);
+        let mut state = lock(&shared.state.0);
         if state.closed {
             return Err(Closed);
         }
@@ -371,7 +381,7 @@ impl<T, E> Slot<T, E> {
         let Some(index) = self.index else {
             return Poll::Ready(false);
         };
-        let mut state = lock(&self.shared.state);
+        let mut state = lock(&self.shared.state.0);
         // Re-checked under the lock: `abort` stores the flag before it
         // takes this lock to wake the queued tasks, so either this load sees
         // the flag or that wake-up sees the waker stored below.
@@ -421,7 +431,7 @@ impl<T, E> Slot<T, E> {
     ) {
         let Some(index) = self.index else { return };
         let (task, first) = {
-            let mut state = lock(&self.shared.state);
+            let mut state = lock(&self.shared.state.0);
             let first = !std::mem::replace(&mut state.failed, true);
             (state.take_name(index), first)
         };
@@ -441,7 +451,7 @@ impl<T, E> Slot<T, E> {
             drop_quietly(entry);
             return;
         };
-        let mut state = lock(&self.shared.state);
+        let mut state = lock(&self.shared.state.0);
         let (handed, freed) = match state.entries.get(index) {
             Some(Entry::Running(_)) => state.release(),
             Some(Entry::Queued(_)) => {
@@ -464,12 +474,9 @@ impl<T, E> Slot<T, E> {
         if drained && state.joining {
             state.closed = true; // invariant 4
         }
-        let joiner = match state.joiner.take() {
-            Some((waker, any)) if any || drained => Some(waker),
-            other => {
-                state.joiner = other;
-                None
-            }
+        let joiner = match state.joiner {
+            Some((_, any)) if any || drained => state.joiner.take().map(|(waker, _)| waker),
+            _ => None,
         };
         drop(state);
         if freed && self.shared.limit != usize::MAX {
