@@ -402,8 +402,8 @@ mod taskset_join {
         let values = block_on(ex.run(async {
             let mut set = TaskSet::<u64, Infallible>::new();
             for i in 0..OPS {
-                set.spawn(&ex, async move { Ok(numbered(i).await) })
-                    .await
+                set.build_task()
+                    .spawn_on(&ex, async move { Ok(numbered(i).await) })
                     .unwrap();
             }
             set.join().await.unwrap()

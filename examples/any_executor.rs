@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     let (started_tx, started) = channel::unbounded();
     let mut tasks = 0;
 
-    // 1. smol's multi-threaded executor, run by two threads: `Group::spawn` tracks.
+    // 1. smol's multi-threaded executor, run by two threads: `Group::spawn_on` tracks.
     let ex = Arc::new(Executor::new());
     let (stop_ex, ex_stopped) = channel::bounded::<()>(1);
     let ex_threads: Vec<_> = (0..2)
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         .collect();
     for i in 0..2 {
         let work = task(format!("smol executor #{i}"), &shutdown, &started_tx);
-        group.spawn(&ex, work).expect("group is open").detach();
+        group.spawn_on(&ex, work).expect("group is open").detach();
         tasks += 1;
     }
 

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smol::channel::{self, Receiver, Sender};
-use smol::{Executor, Timer};
-use smol_graceful::{Permit, Shutdown, TaskSet};
+use smol::Timer;
+use smol_graceful::{Shutdown, TaskSet};
 
 /// At most this many requests run at once.
 const LIMIT: usize = 4;
@@ -31,11 +31,11 @@ fn main() -> ExitCode {
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .try_init();
     let stubborn = std::env::args().skip(1).any(|arg| arg == "--stubborn");
-    let ex = Executor::new();
-    smol::block_on(ex.run(serve(&ex, stubborn)))
+    // Every task runs on smol's global executor, as `smol::spawn` would run it.
+    smol::block_on(serve(stubborn))
 }
 
-async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
+async fn serve(stubborn: bool) -> ExitCode {
     // The service-wide shutdown. A real service also passes it to
     // `smol_graceful::signal::watch`, so that Ctrl-C and SIGTERM trigger it.
     let service = Shutdown::new();
@@ -45,8 +45,9 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
     let mut storage = TaskSet::<usize, io::Error>::new();
     let (to_storage, batches) = channel::bounded(4);
     storage
-        .spawn_blocking_named("storage writer", move || write_batches(batches))
-        .await
+        .build_task()
+        .name("storage writer")
+        .spawn_blocking(move || write_batches(batches))
         .expect("a new set is open");
 
     // Flush: collects log lines and hands them to storage in batches.
@@ -54,8 +55,9 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
     let (log, lines) = channel::unbounded();
     let stop = flush.shutdown().clone();
     flush
-        .spawn_named("log flusher", ex, flusher(lines, to_storage, stop))
-        .await
+        .build_task()
+        .name("log flusher")
+        .spawn(flusher(lines, to_storage, stop))
         .expect("a new set is open");
 
     // Accept: a simulated listener. Its set is a child of the service, so
@@ -64,8 +66,9 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
     let (connections, incoming) = channel::bounded(1);
     let stop = accept.shutdown().clone();
     accept
-        .spawn_named("acceptor", ex, acceptor(connections, stop))
-        .await
+        .build_task()
+        .name("acceptor")
+        .spawn(acceptor(connections, stop))
         .expect("a new set is open");
 
     // Requests: one task each, at most LIMIT at once.
@@ -73,7 +76,7 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
     let load = Load::default();
 
     let ctrl_c = service.clone();
-    ex.spawn(async move {
+    smol::spawn(async move {
         Timer::after(SERVE_FOR).await;
         ctrl_c.trigger();
     })
@@ -83,14 +86,14 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
     let started = Instant::now();
     loop {
         // Wait for a free slot *before* taking the next connection, so a busy
-        // service pushes back on its listener.
-        let Some(Ok(permit)) = service.run_until_triggered(requests.reserve()).await else {
+        // service pushes back on its listener instead of queueing requests.
+        let Some(Ok(())) = service.run_until_triggered(requests.ready()).await else {
             break;
         };
         let Some(Ok(id)) = service.run_until_triggered(incoming.recv()).await else {
             break;
         };
-        start_request(permit, ex, id, &log, &load, stubborn);
+        start_request(&requests, id, &log, &load, stubborn);
     }
     say(format_args!(
         "Ctrl-C (simulated) after {:.0?}: shutting down in four phases",
@@ -104,9 +107,9 @@ async fn serve(ex: &Executor<'_>, stubborn: bool) -> ExitCode {
         format!("{} connections accepted", n[0])
     })
     .await;
+    // A request past the limit waits inside the set for a slot.
     while let Ok(id) = incoming.try_recv() {
-        let permit = requests.reserve().await.expect("not joined yet");
-        start_request(permit, ex, id, &log, &load, stubborn);
+        start_request(&requests, id, &log, &load, stubborn);
     }
 
     // 2. Drain: in-flight requests finish (they do not watch the shutdown).
@@ -185,9 +188,10 @@ struct Load {
     peak: Arc<AtomicUsize>,
 }
 
+/// Starts request `id` in `requests`: at once if a slot is free, otherwise
+/// it waits inside the set for one.
 fn start_request(
-    permit: Permit<'_, (), io::Error>,
-    ex: &Executor<'_>,
+    requests: &TaskSet<(), io::Error>,
     id: u64,
     log: &Sender<String>,
     load: &Load,
@@ -195,7 +199,7 @@ fn start_request(
 ) {
     let (log, load) = (log.clone(), load.clone());
     let stubborn = stubborn && id == STUBBORN_REQUEST;
-    permit.named(format!("request {id}")).spawn(ex, async move {
+    let request = async move {
         // Relaxed: these counters only feed a printed statistic.
         let now = load.now.fetch_add(1, Ordering::Relaxed) + 1;
         load.peak.fetch_max(now, Ordering::Relaxed);
@@ -210,7 +214,12 @@ fn start_request(
         log.send(format!("request {id}: 200 OK"))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "log closed"))
-    });
+    };
+    requests
+        .build_task()
+        .name(format!("request {id}"))
+        .spawn(request)
+        .expect("requests are joined only after the last one is started");
 }
 
 /// Accepts a (simulated) connection every 3 ms until told to stop; returns

@@ -220,9 +220,11 @@ impl Group {
     ///
     /// # smol::block_on(async {
     /// let group = Group::new();
-    /// let task = smol::spawn(group.track(async { 1 + 1 })?);
-    /// assert_eq!(group.len(), 1);
-    /// assert_eq!(task.await, 2);
+    /// let (go, gate) = smol::channel::bounded::<()>(1);
+    /// let task = smol::spawn(group.track(async move { gate.recv().await.map(|()| 2) })?);
+    /// assert_eq!(group.len(), 1); // counted until the future completes
+    /// go.send(()).await.unwrap();
+    /// assert_eq!(task.await, Ok(2));
     /// group.wait().await;
     /// # Ok::<(), smol_graceful::Closed>(())
     /// # }).unwrap();
@@ -541,9 +543,11 @@ impl Guard {
     ///
     /// # smol::block_on(async {
     /// let group = Group::new();
-    /// let flusher = smol::spawn(group.add_named("flusher")?.track(async { 1 + 1 }));
+    /// let (go, gate) = smol::channel::bounded::<()>(1);
+    /// let flusher = smol::spawn(group.add_named("flusher")?.track(gate.recv()));
     /// assert_eq!(group.stragglers().names(), ["flusher"]);
-    /// assert_eq!(flusher.await, 2);
+    /// go.send(()).await.unwrap();
+    /// assert_eq!(flusher.await, Ok(()));
     /// group.wait().await;
     /// # Ok::<(), smol_graceful::Closed>(())
     /// # }).unwrap();

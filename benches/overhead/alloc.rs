@@ -364,7 +364,7 @@ fn taskset_finished() -> Reading {
     let mut set = TaskSet::<(), Infallible>::new();
     let spawn_all = |set: &TaskSet<(), Infallible>, n: usize| {
         for _ in 0..n {
-            block_on(set.spawn(&ex, async { Ok(()) })).unwrap();
+            set.build_task().spawn_on(&ex, async { Ok(()) }).unwrap();
         }
         while ex.try_tick() {}
     };

@@ -47,7 +47,7 @@ macro_rules! join_rows {
             concat!(
                 "one of ",
                 $text,
-                " empty tasks, each Group::spawn-ed on a 2-thread Executor pool \
+                " empty tasks, each Group::spawn_on-ed on a 2-thread Executor pool \
                  and detached, then block_on(wait())"
             ),
             join::<$n>,
@@ -241,7 +241,7 @@ fn join<const N: u64>(fx: &Fixtures) -> Body {
         time(n, || {
             let group = Group::new();
             for _ in 0..N {
-                group.spawn(&pool.ex, work()).unwrap().detach();
+                group.spawn_on(&pool.ex, work()).unwrap().detach();
             }
             block_on(group.wait());
         })
@@ -438,7 +438,7 @@ fn taskset_join<const N: u64>(fx: &Fixtures) -> Body {
             let values = block_on(async {
                 for i in 0..N {
                     let task = async move { Ok(numbered(i).await) };
-                    set.spawn(&pool.ex, task).await.unwrap();
+                    set.build_task().spawn_on(&pool.ex, task).unwrap();
                 }
                 set.join().await.unwrap()
             });

@@ -66,8 +66,8 @@ fn join_next(fx: &Fixtures) -> Body {
             let mut set = TaskSet::<u64, Infallible>::new();
             let taken = block_on(async {
                 for i in 0..TASKS {
-                    set.spawn(&pool.ex, async move { Ok(numbered(i).await) })
-                        .await
+                    set.build_task()
+                        .spawn_on(&pool.ex, async move { Ok(numbered(i).await) })
                         .unwrap();
                 }
                 let mut taken = 0;
@@ -112,11 +112,11 @@ fn abort(fx: &Fixtures) -> Body {
         let mut took = Duration::ZERO;
         for _ in 0..n {
             let mut set = TaskSet::<(), Infallible>::new();
-            block_on(async {
-                for _ in 0..TASKS {
-                    set.spawn(&pool.ex, std::future::pending()).await.unwrap();
-                }
-            });
+            for _ in 0..TASKS {
+                set.build_task()
+                    .spawn_on(&pool.ex, std::future::pending())
+                    .unwrap();
+            }
             let start = Instant::now();
             set.abort();
             let outcome = block_on(set.join());
