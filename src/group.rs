@@ -600,28 +600,45 @@ impl fmt::Debug for Guard {
     }
 }
 
-/// The error of adding to a closed [`Group`].
+/// The error of adding to a closed [`Group`], or of spawning on a closed
+/// task set (feature `smol`).
+///
+/// It converts into [`std::io::Error`] (kind `Other`, with `Closed` as the
+/// inner error), so `?` works in functions that return `io::Result`.
 ///
 /// # Examples
 ///
 /// ```
 /// use smol_graceful::{Closed, Group};
 ///
+/// fn start(group: &Group) -> std::io::Result<()> {
+///     let _guard = group.add_named("worker")?;
+///     Ok(())
+/// }
+///
 /// let group = Group::new();
 /// group.close();
 /// assert_eq!(group.add().unwrap_err(), Closed);
-/// assert_eq!(Closed.to_string(), "group is closed");
+/// assert_eq!(Closed.to_string(), "closed: it takes no new work");
+/// let error = start(&group).unwrap_err();
+/// assert!(error.get_ref().is_some_and(|inner| inner.is::<Closed>()));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Closed;
 
 impl fmt::Display for Closed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("group is closed")
+        f.write_str("closed: it takes no new work")
     }
 }
 
 impl std::error::Error for Closed {}
+
+impl From<Closed> for std::io::Error {
+    fn from(closed: Closed) -> std::io::Error {
+        std::io::Error::other(closed)
+    }
+}
 
 pin_project! {
     /// A future that holds a [`Guard`] until it completes or is dropped.

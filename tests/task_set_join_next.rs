@@ -1,6 +1,7 @@
 //! `TaskSet::join_next` and the set as a `Stream`: completion order, names,
 //! `None` when nothing is left, mixing with `join`, wakes, cancel safety,
-//! 10^5 tasks, panicking user code.
+//! queued tasks, the slot freed with the outcome, 10^5 tasks, panicking
+//! user code.
 //!
 //! Deterministic: tasks wait on channels the test controls, futures are
 //! driven with `poll_once` or a `FlagWaker`, and every wait is bounded.
@@ -18,32 +19,50 @@ use futures_lite::StreamExt;
 use smol::{channel, Executor};
 use smol_graceful::{TaskError, TaskSet};
 
-/// Spawns `n` tasks named `t{i}`, each waiting for its gate and returning `i`.
-async fn gated(
+/// Spawns `n` tasks named `t{i}` on smol's global executor, each waiting for
+/// its gate and returning `i`.
+fn gated(set: &TaskSet<usize, String>, n: usize) -> Vec<channel::Sender<()>> {
+    (0..n)
+        .map(|i| {
+            let (open, wait) = channel::bounded::<()>(1);
+            set.build_task()
+                .name(format!("t{i}"))
+                .spawn(async move {
+                    wait.recv().await.map_err(|e| e.to_string())?;
+                    Ok(i)
+                })
+                .unwrap();
+            open
+        })
+        .collect()
+}
+
+/// [`gated`] on `ex`, for tests that must know when the tasks have run.
+fn gated_on(
     set: &TaskSet<usize, String>,
-    ex: &Executor<'_>,
+    ex: &Executor<'static>,
     n: usize,
 ) -> Vec<channel::Sender<()>> {
-    let mut gates = Vec::new();
-    for i in 0..n {
-        let (open, wait) = channel::bounded::<()>(1);
-        gates.push(open);
-        set.spawn_named(format!("t{i}"), ex, async move {
-            wait.recv().await.map_err(|e| e.to_string())?;
-            Ok(i)
+    (0..n)
+        .map(|i| {
+            let (open, wait) = channel::bounded::<()>(1);
+            set.build_task()
+                .name(format!("t{i}"))
+                .spawn_on(ex, async move {
+                    wait.recv().await.map_err(|e| e.to_string())?;
+                    Ok(i)
+                })
+                .unwrap();
+            open
         })
-        .await
-        .unwrap();
-    }
-    gates
+        .collect()
 }
 
 #[test]
 fn yields_in_completion_order_with_names_then_none() {
-    let ex = Executor::new();
     let mut set = TaskSet::new();
-    run_bounded(ex.run(async {
-        let gates = gated(&set, &ex, 4).await;
+    let gates = gated(&set, 4);
+    run_bounded(async {
         for i in [2, 0, 3, 1] {
             gates[i].send(()).await.unwrap();
             let (name, result) = set.join_next().await.unwrap();
@@ -53,15 +72,19 @@ fn yields_in_completion_order_with_names_then_none() {
             );
         }
         assert!(set.join_next().await.is_none());
-        assert!(
-            !set.shutdown().is_triggered(),
-            "join_next does not end the set"
-        );
-        assert!(
-            set.try_reserve().is_ok(),
-            "join_next does not close the set"
-        );
-    }));
+    });
+    assert!(
+        !set.shutdown().is_triggered(),
+        "join_next does not end the set"
+    );
+    assert_eq!(
+        block_on(poll_once(set.ready())),
+        Some(Ok(())),
+        "join_next does not close the set"
+    );
+    set.spawn(async { Ok(4) })
+        .expect("join_next does not close the set");
+    assert_eq!(run_bounded(set.join()).unwrap(), [4]);
 }
 
 #[test]
@@ -74,7 +97,7 @@ fn an_empty_open_set_yields_none_at_once() {
 fn a_pending_join_next_is_woken_by_a_completion() {
     let ex = Executor::new();
     let mut set = TaskSet::<usize, String>::new();
-    let gates = run_bounded(gated(&set, &ex, 1));
+    let gates = gated_on(&set, &ex, 1);
     let waker = FlagWaker::new();
     {
         let mut next = pin!(set.join_next());
@@ -91,7 +114,7 @@ fn a_pending_join_next_is_woken_by_a_completion() {
 fn join_next_is_cancel_safe() {
     let ex = Executor::new();
     let mut set = TaskSet::<usize, String>::new();
-    let gates = run_bounded(gated(&set, &ex, 1));
+    let gates = gated_on(&set, &ex, 1);
     assert!(
         block_on(poll_once(set.join_next())).is_none(),
         "pending, then dropped"
@@ -104,60 +127,98 @@ fn join_next_is_cancel_safe() {
 
 #[test]
 fn join_returns_what_join_next_did_not_hand_out() {
-    let ex = Executor::new();
     let mut set = TaskSet::<usize, String>::new();
-    run_bounded(ex.run(async {
-        set.spawn_named("bad", &ex, async { Err("first".to_owned()) })
-            .await
-            .unwrap();
+    set.build_task()
+        .name("bad")
+        .spawn(async { Err("first".to_owned()) })
+        .unwrap();
+    run_bounded(async {
         let (name, result) = set.join_next().await.unwrap();
         assert_eq!(name, "bad");
-        assert_eq!(result.unwrap_err().into_error().unwrap(), "first");
-        set.spawn(&ex, async { Ok(7) }).await.unwrap();
-        set.spawn(&ex, async { Ok(8) }).await.unwrap();
+        assert!(
+            matches!(&result, Err(TaskError::Failed { task, error }) if task == "bad" && error == "first"),
+            "{result:?}"
+        );
+        set.spawn(async { Ok(7) }).unwrap();
+        set.spawn(async { Ok(8) }).unwrap();
         // The failure was handed out: `join` returns the rest, in spawn order.
         assert_eq!(set.join().await.unwrap(), [7, 8]);
         assert!(
             set.join_next().await.is_none(),
             "after join, nothing is left"
         );
-    }));
+    });
 }
 
 #[test]
 fn every_failure_is_handed_out_and_join_returns_the_first_left() {
     let ex = Executor::new();
     let mut set = TaskSet::<(), String>::new();
-    run_bounded(ex.run(async {
-        let (done, finished) = channel::unbounded::<()>();
-        for i in 0..3 {
-            let done = done.clone();
-            set.spawn(&ex, async move {
-                done.send(()).await.unwrap();
+    let (done, finished) = channel::unbounded::<()>();
+    for i in 0..3 {
+        let done = done.clone();
+        set.build_task()
+            .spawn_on(&ex, async move {
+                done.send(()).await.map_err(|e| e.to_string())?;
                 Err(format!("e{i}"))
             })
-            .await
             .unwrap();
+    }
+    // One thread, tasks in spawn order: they fail as e0, e1, e2.
+    while ex.try_tick() {}
+    assert_eq!(finished.len(), 3);
+    let failed = |outcome: Result<(), TaskError<String>>| match outcome {
+        Err(TaskError::Failed { error, .. }) => error,
+        other => panic!("expected a failure, got {other:?}"),
+    };
+    let (_, first) = run_bounded(set.join_next()).unwrap();
+    assert_eq!(failed(first), "e0");
+    assert_eq!(failed(run_bounded(set.join()).map(drop)), "e1");
+}
+
+#[test]
+fn join_next_hands_out_tasks_that_waited_for_a_slot_in_spawn_order() {
+    let mut set = TaskSet::<usize, String>::new().with_limit(1);
+    let gates = gated(&set, 3);
+    assert_eq!(set.len(), 3, "two wait inside the set");
+    for open in gates.iter().rev() {
+        open.try_send(()).unwrap();
+    }
+    let names = run_bounded(async {
+        let mut names = Vec::new();
+        while let Some((name, result)) = set.join_next().await {
+            assert_eq!(format!("t{}", result.unwrap()), name);
+            names.push(name.into_owned());
         }
-        for _ in 0..3 {
-            finished.recv().await.unwrap();
-        }
-        let (_, first) = set.join_next().await.unwrap();
-        assert_eq!(first.unwrap_err().into_error().unwrap(), "e0");
-        let error = set.join().await.unwrap_err();
-        assert_eq!(error.into_error().unwrap(), "e1");
-    }));
+        names
+    });
+    assert_eq!(names, ["t0", "t1", "t2"], "one slot: they ran one by one");
+}
+
+#[test]
+fn once_join_next_hands_out_the_only_task_its_slot_is_free() {
+    let mut set = TaskSet::<u32, String>::new().with_limit(1);
+    set.spawn(async { Ok(1) }).unwrap();
+    let (_, result) = run_bounded(set.join_next()).unwrap();
+    assert_eq!(result.unwrap(), 1);
+    assert_eq!(set.len(), 0);
+    assert!(set.is_empty());
+    assert_eq!(set.stragglers().count(), 0);
+    assert_eq!(
+        block_on(poll_once(set.ready())),
+        Some(Ok(())),
+        "a task spawned now would run at once"
+    );
 }
 
 #[test]
 fn a_hundred_thousand_tasks_come_out_once_each() {
     const N: usize = 100_000;
-    let ex = Executor::new();
     let mut set = TaskSet::<usize, String>::new();
-    run_bounded(ex.run(async {
-        for i in 0..N {
-            set.try_spawn(&ex, async move { Ok(i) }).unwrap();
-        }
+    for i in 0..N {
+        set.spawn(async move { Ok(i) }).unwrap();
+    }
+    run_bounded(async {
         let mut seen = vec![false; N];
         while let Some((_, result)) = set.join_next().await {
             let i = result.unwrap();
@@ -165,21 +226,27 @@ fn a_hundred_thousand_tasks_come_out_once_each() {
         }
         assert!(seen.iter().all(|&s| s), "every task came out");
         assert_eq!(set.join().await.unwrap(), Vec::<usize>::new());
-    }));
+    });
 }
 
 #[test]
 fn the_set_is_a_stream_of_the_same_items() {
-    let ex = Executor::new();
     let mut set = TaskSet::<usize, String>::new();
-    run_bounded(ex.run(async {
-        for i in 0..5 {
-            set.spawn(&ex, async move { Ok(i) }).await.unwrap();
-        }
-        let mut values: Vec<usize> = (&mut set).map(|(_, r)| r.unwrap()).collect().await;
-        values.sort_unstable();
-        assert_eq!(values, [0, 1, 2, 3, 4]);
-    }));
+    for i in 0..5 {
+        set.build_task()
+            .name(format!("s{i}"))
+            .spawn(async move { Ok(i) })
+            .unwrap();
+    }
+    let mut items: Vec<(String, usize)> = run_bounded(
+        (&mut set)
+            .map(|(name, result)| (name.into_owned(), result.unwrap()))
+            .collect(),
+    );
+    items.sort_unstable();
+    let expected: Vec<(String, usize)> = (0..5).map(|i| (format!("s{i}"), i)).collect();
+    assert_eq!(items, expected);
+    assert!(set.is_empty());
 }
 
 /// An error whose `Display` panics.
@@ -194,17 +261,19 @@ impl fmt::Display for BadDisplay {
 
 #[test]
 fn panics_and_panicking_displays_are_handed_out_as_errors() {
-    let ex = Executor::new();
     let mut set = TaskSet::<(), BadDisplay>::new();
-    run_bounded(ex.run(async {
-        set.spawn_named("p", &ex, async { panic!("boom") })
-            .await
-            .unwrap();
+    set.build_task()
+        .name("p")
+        .spawn(async { panic!("boom") })
+        .unwrap();
+    run_bounded(async {
         let (name, result) = set.join_next().await.unwrap();
         assert_eq!(name, "p");
-        assert_eq!(result.unwrap_err().into_panic(), "boom");
-        set.spawn_named("d", &ex, async { Err(BadDisplay) })
-            .await
+        let payload = result.unwrap_err().into_panic();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+        set.build_task()
+            .name("d")
+            .spawn(async { Err(BadDisplay) })
             .unwrap();
         let (name, result) = set.join_next().await.unwrap();
         assert_eq!(name, "d");
@@ -216,16 +285,15 @@ fn panics_and_panicking_displays_are_handed_out_as_errors() {
             })
         ));
         assert!(set.join_next().await.is_none());
-    }));
+    });
 }
 
-/// `len`, `is_empty` and the stragglers agree with `join_next`: once it says
-/// no task is left, they say none runs, even while the last task is still
-/// dropping its count in the set's group. The worker is held there
-/// deterministically: inside the wake-up of the pending `join_next` (a waker
-/// that reports, then waits for the test).
+/// `len`, `is_empty`, the stragglers and `ready` agree with `join_next`:
+/// once it has handed out the last task, none runs and its slot is free,
+/// even while the worker that finished it is still inside the wake-up of the
+/// pending `join_next` (a waker that reports, then waits for the test).
 #[test]
-fn len_agrees_with_join_next_while_the_last_task_still_settles() {
+fn len_and_ready_agree_with_join_next_while_the_last_task_still_settles() {
     use std::future::Future;
     use std::sync::mpsc;
     use std::sync::{Arc, Mutex};
@@ -246,13 +314,14 @@ fn len_agrees_with_join_next_while_the_last_task_still_settles() {
     }
 
     let pool = common::pool::Pool::start(1);
-    let mut set = TaskSet::<u32, String>::new();
+    let mut set = TaskSet::<u32, String>::new().with_limit(1);
     let (release, released) = channel::bounded::<()>(1);
-    set.try_spawn(&pool, async move {
-        released.recv().await.map_err(|e| e.to_string())?;
-        Ok(7)
-    })
-    .unwrap();
+    set.build_task()
+        .spawn_on(&pool, async move {
+            released.recv().await.map_err(|e| e.to_string())?;
+            Ok(7)
+        })
+        .unwrap();
     let (woken_tx, woken) = mpsc::channel();
     let (go, go_rx) = mpsc::channel();
     let stall = Waker::from(Arc::new(Stall {
@@ -268,7 +337,7 @@ fn len_agrees_with_join_next_while_the_last_task_still_settles() {
     }
     release.send_blocking(()).unwrap();
     // The worker recorded the outcome and is now inside our waker, before
-    // it drops the task's guard.
+    // its task has returned.
     woken
         .recv_timeout(common::LIMIT)
         .expect("the finished task did not wake join_next");
@@ -280,6 +349,11 @@ fn len_agrees_with_join_next_while_the_last_task_still_settles() {
     assert_eq!(set.len(), 0, "join_next says no task is left");
     assert!(set.is_empty(), "join_next says no task is left");
     assert_eq!(set.stragglers().count(), 0);
+    assert_eq!(
+        block_on(poll_once(set.ready())),
+        Some(Ok(())),
+        "the slot was freed with the outcome"
+    );
     go.send(()).unwrap();
     pool.stop();
 }

@@ -32,13 +32,16 @@
 //!    queued: they are skipped when a slot is handed on.
 //! 3. A slot settles exactly once: `Slot::index` is `Some` until its outcome
 //!    is recorded, and a slot dropped unsettled records a cancellation.
-//! 4. `closed` becomes true when the set is dropped, or when a join has
-//!    been called and no task is counted (`running + queued == 0`), and
-//!    stays true: a set that drained under a join takes no new task, while
-//!    a task still counted may add more (like Go's `WaitGroup.Add` while the
-//!    counter is above zero).
-//! 5. The first failure sets `failed` and triggers the shutdown before its
-//!    outcome is recorded; user code (the error's `Display`, any `Drop` of
+//! 4. `closed` becomes true when the set is dropped or aborted, or when a
+//!    join finds no task counted (`running + queued == 0`), or the last task
+//!    settles while a join waits (that join then returns), and stays true: a
+//!    set that drained under a join takes no new task, while a task still
+//!    counted may add more (like Go's `WaitGroup.Add` while the counter is
+//!    above zero). A join dropped before it returned closes nothing.
+//! 5. The first failure sets `first_failure` to its index and triggers the
+//!    shutdown before its outcome is recorded, so `join` returns the failure
+//!    that triggered the shutdown even if a sibling that heard it recorded
+//!    its own failure first; user code (the error's `Display`, any `Drop` of
 //!    a result, error or payload, the logger) runs under
 //!    [`isolate`](crate::panic::isolate), outside the lock.
 //!
@@ -102,8 +105,8 @@ struct State<T, E> {
     /// Queued tasks, oldest first, each with its waker once it has one.
     waiting: VecDeque<(usize, Option<Waker>)>,
     completed: VecDeque<usize>,
-    failed: bool,
-    joining: bool,
+    /// The index of the first failure (invariant 5).
+    first_failure: Option<usize>,
     closed: bool,
     /// The pending join's waker, and whether it wants every outcome
     /// (`join_next`) or only the end (`join`).
@@ -182,8 +185,7 @@ impl<T, E> Shared<T, E> {
                 queued: 0,
                 waiting: VecDeque::new(),
                 completed: VecDeque::new(),
-                failed: false,
-                joining: false,
+                first_failure: None,
                 closed: false,
                 joiner: None,
             })),
@@ -219,9 +221,19 @@ impl<T, E> Shared<T, E> {
         Ok(state.running < self.limit && state.queued == 0)
     }
 
-    /// Closes the set for good (the set was dropped).
+    /// Closes the set for good (it was aborted or dropped), and wakes every
+    /// `ready`, which answers `Closed`.
     pub(super) fn close(&self) {
         lock(&self.state.0).closed = true;
+        self.room.notify(usize::MAX);
+    }
+
+    /// A `join` dropped before it returned: it waits no more (invariant 4).
+    pub(super) fn forget_join(&self) {
+        let mut state = lock(&self.state.0);
+        if matches!(state.joiner, Some((_, false))) {
+            state.joiner = None;
+        }
     }
 
     /// Wakes every queued task after `abort` set the flag: each sees it at
@@ -287,17 +299,18 @@ impl<T, E> Shared<T, E> {
     /// outcome not handed out yet.
     pub(super) fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<T>, TaskError<E>>> {
         let mut state = lock(&self.state.0);
-        state.joining = true;
         if state.len() > 0 {
             state.joiner = Some((cx.waker().clone(), false));
             return Poll::Pending;
         }
         state.closed = true; // invariant 4
-        let first_failure = state
-            .completed
-            .iter()
-            .copied()
-            .find(|&index| matches!(state.entries.get(index), Some(Entry::Failed(_))));
+        let failed = |index: &usize| matches!(state.entries.get(*index), Some(Entry::Failed(_)));
+        // The failure that triggered the shutdown, unless `join_next` handed
+        // it out: then the first one recorded after it.
+        let first_failure = match state.first_failure.filter(failed) {
+            Some(index) => Some(index),
+            None => state.completed.iter().copied().find(failed),
+        };
         let entries = std::mem::take(&mut state.entries);
         state.names.clear();
         state.completed.clear();
@@ -432,7 +445,10 @@ impl<T, E> Slot<T, E> {
         let Some(index) = self.index else { return };
         let (task, first) = {
             let mut state = lock(&self.shared.state.0);
-            let first = !std::mem::replace(&mut state.failed, true);
+            let first = state.first_failure.is_none();
+            if first {
+                state.first_failure = Some(index);
+            }
             (state.take_name(index), first)
         };
         let error = error(task);
@@ -471,8 +487,8 @@ impl<T, E> Slot<T, E> {
         }
         state.completed.push_back(index);
         let drained = state.len() == 0;
-        if drained && state.joining {
-            state.closed = true; // invariant 4
+        if drained && matches!(state.joiner, Some((_, false))) {
+            state.closed = true; // invariant 4: the waiting join returns
         }
         let joiner = match state.joiner {
             Some((_, any)) if any || drained => state.joiner.take().map(|(waker, _)| waker),
@@ -480,7 +496,9 @@ impl<T, E> Slot<T, E> {
         };
         drop(state);
         if freed && self.shared.limit != usize::MAX {
-            self.shared.room.notify(1);
+            // Additional: a `ready` woken for an earlier slot and not polled
+            // yet does not take this one's notification.
+            self.shared.room.notify_additional(1);
         }
         handed.into_iter().chain(joiner).for_each(Waker::wake);
     }
