@@ -7,7 +7,7 @@
 //! one, and the outcomes in completion order. A [`Shutdown`] tells the
 //! tasks to stop when one fails. The rooms behind this file:
 //! - `task_set/table.rs`: the table and the slot protocol, with its
-//!   invariants and lock order;
+//!   invariants and lock order; `task_set/entries.rs`: its storage;
 //! - `task_set/builder.rs`: [`TaskBuilder`], every way to start a task;
 //! - `task_set/task.rs`: [`TrackedTask`], the future every task runs in;
 //! - `task_set/spawner.rs`: [`Spawner`], for tasks that start tasks;
@@ -33,6 +33,7 @@ use crate::stragglers::Stragglers;
 
 mod abort;
 mod builder;
+mod entries;
 mod error;
 mod join;
 mod spawner;
@@ -109,10 +110,12 @@ use self::table::Shared;
 ///   `JoinSet` aborts on drop; blocking work already running runs to its
 ///   end, unobserved. Join a set to learn how its tasks ended.
 ///
-/// A set keeps one entry per task (24 bytes for `T = ()`) until it is
-/// joined, so a set that lives as long as a server and spawns a task per
-/// request grows by that much per request; use a set per batch there, or
-/// a [`Group`](crate::Group) (which keeps nothing per finished task).
+/// A set keeps one entry per task (16 bytes for a `T` of at most 8 bytes)
+/// until [`join`](Self::join) takes them, or until [`join_next`](Self::join_next)
+/// has handed out every task at a moment none is running: then it starts
+/// afresh (numbering goes on). A server that spawns a task per request and
+/// collects them with `join_next` keeps only what is unfinished or not yet
+/// handed out.
 ///
 /// The error type needs only [`Display`](fmt::Display) (for the shutdown's
 /// reason), so `std::io::Error`, `String`, `&str` and `anyhow::Error` all

@@ -277,3 +277,22 @@ fn ready_waits_for_a_free_slot_and_is_woken_by_it() {
     });
     assert!(run_bounded(set.join()).is_ok());
 }
+
+/// A set used with `join_next` for as long as a server runs starts afresh
+/// whenever every task has ended and been handed out: numbering goes on,
+/// and nothing of the handed-out tasks is kept.
+#[test]
+fn a_set_emptied_by_join_next_goes_on_numbering_its_tasks() {
+    let mut set = TaskSet::<u32, String>::new();
+    run_bounded(async {
+        for round in 0..3 {
+            set.spawn(async move { Ok(round) }).unwrap();
+            let (name, outcome) = set.join_next().await.unwrap();
+            assert_eq!(name, format!("task #{round}"));
+            assert_eq!(outcome.unwrap(), round);
+            assert!(set.join_next().await.is_none());
+        }
+        let _pending = set.track(std::future::pending()).unwrap();
+        assert_eq!(set.stragglers().names(), ["task #3"]);
+    });
+}

@@ -387,8 +387,8 @@ fn taskset_finished() -> Reading {
         "per finished TaskSet<(), _> task before join (10,000): {bytes:.1} B \
          (detached spawns run to completion on the same executor: {floor:.1} B)"
     );
-    let what = "bytes per finished TaskSet task with T = () <= 16";
-    Reading::line(line).target(what, bytes <= 16.0, format!("{bytes:.1} B"))
+    let what = "bytes per finished TaskSet task with T = () <= 24";
+    Reading::line(line).target(what, bytes <= 24.0, format!("{bytes:.1} B"))
 }
 
 fn sizes() -> Reading {

@@ -39,9 +39,9 @@
 //! and the root token's `Drop` (which wakes waiters: executor code) runs
 //! only after `open` is unlocked.
 
+use super::Closed;
 use super::Handle;
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
-use super::Closed;
 
 /// The count of one group: see the module docs.
 pub(super) struct Count {

@@ -23,10 +23,10 @@ use std::time::Instant;
 
 use event_listener::{Event, EventListener, Listener};
 
+use super::Group;
 use crate::stragglers::Registry;
 #[cfg(feature = "smol")]
 use crate::stragglers::Stragglers;
-use super::Group;
 use crate::sync::{lock, AtomicBool, Mutex, MutexGuard, Ordering};
 
 /// Shared between the handles, the root token and named guards.

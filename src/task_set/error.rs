@@ -8,9 +8,9 @@ use std::sync::{Mutex, PoisonError};
 #[cfg(doc)]
 use super::{TaskSet, TrackedTask};
 use crate::panic::message;
-use crate::sync::lock;
 #[cfg(doc)]
 use crate::shutdown::Reason;
+use crate::sync::lock;
 
 /// Why a task of a [`TaskSet`] did not succeed: it returned an error,
 /// panicked or was cancelled. Each variant names the task.

@@ -40,12 +40,6 @@ impl<T, E> Future for Join<'_, T, E> {
     }
 }
 
-impl<T, E> Drop for Join<'_, T, E> {
-    fn drop(&mut self) {
-        self.shared.forget_join();
-    }
-}
-
 /// Future of [`TaskSet::join_timeout`].
 #[must_use = "futures do nothing unless polled"]
 pub struct JoinTimeout<'s, T, E> {

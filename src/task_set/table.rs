@@ -5,10 +5,13 @@
 //!
 //! One mutex-protected [`State`] per set: an entry per task in spawn order
 //! (`Queued` or `Running` with its birth and call site while it is counted,
-//! then its outcome), the names given to tasks beside their indices, the
+//! then its outcome, linked in completion order for `join_next`: see
+//! `entries.rs`), the names given to tasks beside their indices, the
 //! number of tasks that hold a slot (`running`) and that wait for one
-//! (`queued`, FIFO in `waiting`), the finished tasks in completion order
-//! (`completed`, popped by `join_next`), and the waker of the pending join.
+//! (`queued`, FIFO in `waiting`), and the waker of the pending join. When
+//! every task has ended and been handed out, the entries are dropped and
+//! numbering goes on from `base`, so a set used for a server's lifetime
+//! with `join_next` does not grow.
 //! A task registers in one critical section: it takes a slot if one is free
 //! and no task waits, otherwise it queues. It settles in one more (a
 //! failure takes one before, to learn whether it is the first and take its
@@ -25,19 +28,18 @@
 //!    task) in the critical section that records its outcome: once an
 //!    outcome can be seen, its slot is free, and `len() == running +
 //!    queued` agrees with `join_next` at every moment.
-//! 2. Every `Done` and `Failed` entry has its index in `completed` exactly
-//!    once, in the order they were recorded; `Taken` entries are in
-//!    neither. `waiting` holds the index of every `Queued` entry, oldest
+//! 2. Every `Done` and `Failed` entry is on the finished list exactly
+//!    once, in the order they were recorded; `Taken` entries are not. `waiting` holds the index of every `Queued` entry, oldest
 //!    first, and may hold stale indices of entries that settled while
 //!    queued: they are skipped when a slot is handed on.
 //! 3. A slot settles exactly once: `Slot::index` is `Some` until its outcome
 //!    is recorded, and a slot dropped unsettled records a cancellation.
 //! 4. `closed` becomes true when the set is dropped or aborted, or when a
-//!    join finds no task counted (`running + queued == 0`), or the last task
-//!    settles while a join waits (that join then returns), and stays true: a
-//!    set that drained under a join takes no new task, while a task still
-//!    counted may add more (like Go's `WaitGroup.Add` while the counter is
-//!    above zero). A join dropped before it returned closes nothing.
+//!    join returns (it found no task counted, `running + queued == 0`, in
+//!    the same critical section), and stays true: a set that a join drained
+//!    takes no new task, while a task still counted may add more (like Go's
+//!    `WaitGroup.Add` while the counter is above zero), and the join waits
+//!    for it too. A join dropped before it returned closes nothing.
 //! 5. The first failure sets `first_failure` to its index and triggers the
 //!    shutdown before its outcome is recorded, so `join` returns the failure
 //!    that triggered the shutdown even if a sibling that heard it recorded
@@ -62,6 +64,7 @@ use std::time::{Duration, Instant};
 use event_listener::Event;
 
 use super::abort::AbortFlag;
+use super::entries::{Entries, Entry, Outcome};
 use super::error::TaskError;
 use crate::group::Closed;
 use crate::panic::{drop_quietly, isolate};
@@ -86,7 +89,7 @@ pub(super) struct Shared<T, E> {
     pub(super) limit: usize,
     /// Notified when a slot is freed with no queued task to take it.
     pub(super) room: Event,
-    /// Births are nanoseconds since this instant (8 bytes an entry).
+    /// Births are milliseconds since this instant (see `entries.rs`).
     epoch: Instant,
     state: Padded<Mutex<State<T, E>>>,
 }
@@ -96,7 +99,9 @@ pub(super) struct Shared<T, E> {
 struct Padded<T>(T);
 
 struct State<T, E> {
-    entries: Vec<Entry<T, E>>,
+    entries: Entries<T, E>,
+    /// The number of the first entry: tasks are numbered `base + index`.
+    base: usize,
     /// Names given to tasks, sorted by index; a name leaves when its task's
     /// name is handed out.
     names: Vec<(usize, Cow<'static, str>)>,
@@ -104,7 +109,6 @@ struct State<T, E> {
     queued: usize,
     /// Queued tasks, oldest first, each with its waker once it has one.
     waiting: VecDeque<(usize, Option<Waker>)>,
-    completed: VecDeque<usize>,
     /// The index of the first failure (invariant 5).
     first_failure: Option<usize>,
     closed: bool,
@@ -113,26 +117,15 @@ struct State<T, E> {
     joiner: Option<(Waker, bool)>,
 }
 
-/// One task's entry: 24 bytes when `T` is at most 16 (a failure is boxed).
-enum Entry<T, E> {
-    Queued(Birth),
-    Running(Birth),
-    Done(T),
-    Failed(Box<TaskError<E>>),
-    Taken,
-}
-
-#[derive(Clone, Copy)]
-struct Birth {
-    nanos: u64,
-    location: &'static Location<'static>,
-}
-
 impl<T, E> Drop for State<T, E> {
     /// Drops what was never handed out one value at a time, so a panicking
     /// `Drop` leaves the others dropped (invariant 5).
     fn drop(&mut self) {
-        self.entries.drain(..).for_each(drop_quietly);
+        self.entries
+            .take()
+            .into_iter()
+            .flatten()
+            .for_each(drop_quietly);
     }
 }
 
@@ -149,8 +142,12 @@ impl<T, E> State<T, E> {
     fn take_name(&mut self, index: usize) -> Cow<'static, str> {
         match self.names.binary_search_by_key(&index, |(i, _)| *i) {
             Ok(at) => self.names.remove(at).1,
-            Err(_) => Cow::Owned(format!("task #{index}")),
+            Err(_) => self.default_name(index),
         }
+    }
+
+    fn default_name(&self, index: usize) -> Cow<'static, str> {
+        Cow::Owned(format!("task #{}", self.base + index))
     }
 
     /// Frees the slot of a task that held one: hands it to the oldest
@@ -158,11 +155,12 @@ impl<T, E> State<T, E> {
     /// whether a slot became free.
     fn release(&mut self) -> (Option<Waker>, bool) {
         while let Some((index, waker)) = self.waiting.pop_front() {
-            if let Some(entry @ Entry::Queued(_)) = self.entries.get_mut(index) {
-                let Entry::Queued(birth) = *entry else { continue };
-                *entry = Entry::Running(birth);
-                self.queued -= 1;
-                return (waker, false);
+            if let Some(entry) = self.entries.get_mut(index) {
+                if let Entry::Queued { millis, location } = *entry {
+                    *entry = Entry::Running { millis, location };
+                    self.queued -= 1;
+                    return (waker, false);
+                }
             }
         }
         self.running -= 1;
@@ -179,12 +177,12 @@ impl<T, E> Shared<T, E> {
             room: Event::new(),
             epoch: Instant::now(),
             state: Padded(Mutex::new(State {
-                entries: Vec::new(),
+                entries: Entries::new(),
+                base: 0,
                 names: Vec::new(),
                 running: 0,
                 queued: 0,
                 waiting: VecDeque::new(),
-                completed: VecDeque::new(),
                 first_failure: None,
                 closed: false,
                 joiner: None,
@@ -195,8 +193,12 @@ impl<T, E> Shared<T, E> {
     /// Sets the limit of a set that has never had a task (`false` if it
     /// has).
     pub(super) fn set_limit(&mut self, limit: usize) -> bool {
-        let state = self.state.0.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = state.entries.is_empty();
+        let state = self
+            .state
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = state.entries.len() == 0 && state.base == 0;
         if fresh {
             self.limit = limit;
         }
@@ -228,14 +230,6 @@ impl<T, E> Shared<T, E> {
         self.room.notify(usize::MAX);
     }
 
-    /// A `join` dropped before it returned: it waits no more (invariant 4).
-    pub(super) fn forget_join(&self) {
-        let mut state = lock(&self.state.0);
-        if matches!(state.joiner, Some((_, false))) {
-            state.joiner = None;
-        }
-    }
-
     /// Wakes every queued task after `abort` set the flag: each sees it at
     /// its next poll (running tasks listen on the flag's event).
     pub(super) fn wake_queued(&self) {
@@ -248,20 +242,20 @@ impl<T, E> Shared<T, E> {
     }
 
     pub(super) fn stragglers(&self) -> Stragglers {
-        let now = self.epoch.elapsed();
+        let now = millis_since(self.epoch);
         let state = lock(&self.state.0);
         let named = state
             .entries
             .iter()
-            .enumerate()
-            .filter_map(|(index, entry)| match entry {
-                Entry::Queued(birth) | Entry::Running(birth) => {
+            .filter_map(|(index, entry)| match *entry {
+                Entry::Queued { millis, location } | Entry::Running { millis, location } => {
                     let name = match state.name(index) {
                         Some(name) => name.clone(),
-                        None => Cow::Owned(format!("task #{index}")),
+                        None => state.default_name(index),
                     };
-                    let age = now.saturating_sub(Duration::from_nanos(birth.nanos));
-                    Some(Straggler::new(name, age, birth.location))
+                    // Wrapping: right for tasks younger than 49 days.
+                    let age = Duration::from_millis(now.wrapping_sub(millis).into());
+                    Some(Straggler::new(name, age, location))
                 }
                 _ => None,
             })
@@ -272,27 +266,33 @@ impl<T, E> Shared<T, E> {
     /// `join_next`: the next finished task, `None` once none is counted.
     pub(super) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Next<T, E>>> {
         let mut state = lock(&self.state.0);
-        while let Some(index) = state.completed.pop_front() {
-            let entry = match state.entries.get_mut(index) {
-                Some(entry) => std::mem::replace(entry, Entry::Taken),
-                None => continue,
-            };
-            return Poll::Ready(Some(match entry {
-                Entry::Done(value) => (state.take_name(index), Ok(value)),
-                Entry::Failed(error) => (error.task_name().clone(), Err(*error)),
-                // Invariant 2 rules these out.
-                other => {
-                    drop(state);
-                    drop_quietly(other);
-                    lost(index)
-                }
-            }));
+        let Some((index, entry)) = state.entries.pop_finished() else {
+            if state.len() == 0 {
+                return Poll::Ready(None);
+            }
+            state.joiner = Some((cx.waker().clone(), true));
+            return Poll::Pending;
+        };
+        let next = match entry {
+            Entry::Done { value, .. } => (state.take_name(index), Ok(value)),
+            Entry::Failed { error, .. } => (error.task_name().clone(), Err(*error)),
+            // Invariant 2 rules these out; should it ever break, the task
+            // is reported as cancelled rather than lost.
+            _ => {
+                let task = state.take_name(index);
+                (task.clone(), Err(TaskError::Cancelled { task }))
+            }
+        };
+        if state.len() == 0 && state.entries.finished().next().is_none() {
+            // Every task ended and was handed out: start afresh.
+            let base = state.base + state.entries.len();
+            let spent = state.entries.take();
+            state.base = base;
+            state.first_failure = None;
+            drop(state);
+            spent.into_iter().flatten().for_each(drop_quietly);
         }
-        if state.len() == 0 {
-            return Poll::Ready(None);
-        }
-        state.joiner = Some((cx.waker().clone(), true));
-        Poll::Pending
+        Poll::Ready(Some(next))
     }
 
     /// `join`: once no task is counted, closes the set and takes every
@@ -304,23 +304,29 @@ impl<T, E> Shared<T, E> {
             return Poll::Pending;
         }
         state.closed = true; // invariant 4
-        let failed = |index: &usize| matches!(state.entries.get(*index), Some(Entry::Failed(_)));
+        let failed =
+            |index: &usize| matches!(state.entries.get(*index), Some(Entry::Failed { .. }));
         // The failure that triggered the shutdown, unless `join_next` handed
         // it out: then the first one recorded after it.
         let first_failure = match state.first_failure.filter(failed) {
             Some(index) => Some(index),
-            None => state.completed.iter().copied().find(failed),
+            None => state
+                .entries
+                .finished()
+                .find(|(_, entry)| matches!(entry, Entry::Failed { .. }))
+                .map(|(index, _)| index),
         };
-        let entries = std::mem::take(&mut state.entries);
+        let spent = state.entries.take();
         state.names.clear();
-        state.completed.clear();
         drop(state);
         let mut error = None;
-        let mut values = Vec::with_capacity(entries.len());
-        for (index, entry) in entries.into_iter().enumerate() {
+        let mut values = Vec::with_capacity(spent.iter().map(Vec::len).sum());
+        for (index, entry) in spent.into_iter().flatten().enumerate() {
             match entry {
-                Entry::Done(value) => values.push(value),
-                Entry::Failed(failure) if Some(index) == first_failure => error = Some(*failure),
+                Entry::Done { value, .. } => values.push(value),
+                Entry::Failed { error: failure, .. } if Some(index) == first_failure => {
+                    error = Some(*failure);
+                }
                 other => drop_quietly(other),
             }
         }
@@ -332,13 +338,6 @@ impl<T, E> Shared<T, E> {
             }
         })
     }
-}
-
-/// A `Queued` or `Running` entry in `completed` would break invariant 2;
-/// should it ever happen, `join_next` reports a cancellation, not a hang.
-fn lost<T, E>(index: usize) -> Next<T, E> {
-    let task: Cow<'static, str> = Cow::Owned(format!("task #{index}"));
-    (task.clone(), Err(TaskError::Cancelled { task }))
 }
 
 /// A task's place in its set, from its registration until its outcome is
@@ -356,22 +355,21 @@ impl<T, E> Slot<T, E> {
         name: Option<Cow<'static, str>>,
         location: &'static Location<'static>,
     ) -> Result<(Slot<T, E>, bool), Closed> {
-        let nanos = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let birth = Birth { nanos, location };
+        let millis = millis_since(shared.epoch);
         let mut state = lock(&shared.state.0);
         if state.closed {
             return Err(Closed);
         }
-        let index = state.entries.len();
         let started = state.running < shared.limit && state.queued == 0;
-        if started {
+        let index = if started {
             state.running += 1;
-            state.entries.push(Entry::Running(birth));
+            state.entries.push(Entry::Running { millis, location })
         } else {
             state.queued += 1;
-            state.entries.push(Entry::Queued(birth));
+            let index = state.entries.push(Entry::Queued { millis, location });
             state.waiting.push_back((index, None));
-        }
+            index
+        };
         if let Some(name) = name {
             // Indices grow under this lock: `names` stays sorted.
             state.names.push((index, name));
@@ -401,7 +399,7 @@ impl<T, E> Slot<T, E> {
         if self.shared.abort.is_aborted() {
             return Poll::Ready(false);
         }
-        if !matches!(state.entries.get(index), Some(Entry::Queued(_))) {
+        if !matches!(state.entries.get(index), Some(Entry::Queued { .. })) {
             return Poll::Ready(true);
         }
         if let Some((_, waker)) = state.waiting.iter_mut().find(|(i, _)| *i == index) {
@@ -422,11 +420,14 @@ impl<T, E> Slot<T, E> {
         let describe = |error: &TaskError<E>| {
             // The user's `Display` may panic (invariant 5).
             isolate(|| error.to_string()).unwrap_or_else(|| {
-                format!("{} (its error's Display panicked)", error.describe_without_error())
+                format!(
+                    "{} (its error's Display panicked)",
+                    error.describe_without_error()
+                )
             })
         };
         match caught {
-            Ok(Ok(value)) => self.settle(Entry::Done(value)),
+            Ok(Ok(value)) => self.settle(Outcome::Done(value)),
             Ok(Err(error)) => self.fail(|task| TaskError::Failed { task, error }, describe),
             Err(payload) => {
                 let payload = std::sync::Mutex::new(payload);
@@ -459,18 +460,18 @@ impl<T, E> Slot<T, E> {
         } else if log::log_enabled!(log::Level::Debug) {
             isolate(|| log::debug!("{} (after the first failure)", describe(&error)));
         }
-        self.settle(Entry::Failed(Box::new(error)));
+        self.settle(Outcome::Failed(Box::new(error)));
     }
 
-    fn settle(&mut self, entry: Entry<T, E>) {
+    fn settle(&mut self, outcome: Outcome<T, E>) {
         let Some(index) = self.index.take() else {
-            drop_quietly(entry);
+            drop_quietly(outcome);
             return;
         };
         let mut state = lock(&self.shared.state.0);
         let (handed, freed) = match state.entries.get(index) {
-            Some(Entry::Running(_)) => state.release(),
-            Some(Entry::Queued(_)) => {
+            Some(Entry::Running { .. }) => state.release(),
+            Some(Entry::Queued { .. }) => {
                 state.queued -= 1;
                 (None, false)
             }
@@ -478,18 +479,12 @@ impl<T, E> Slot<T, E> {
             // counted, so this task is not counted any more.
             _ => {
                 drop(state);
-                drop_quietly(entry);
+                drop_quietly(outcome);
                 return;
             }
         };
-        if let Some(slot) = state.entries.get_mut(index) {
-            *slot = entry;
-        }
-        state.completed.push_back(index);
+        state.entries.finish(index, outcome);
         let drained = state.len() == 0;
-        if drained && matches!(state.joiner, Some((_, false))) {
-            state.closed = true; // invariant 4: the waiting join returns
-        }
         let joiner = match state.joiner {
             Some((_, any)) if any || drained => state.joiner.take().map(|(waker, _)| waker),
             _ => None,
@@ -507,6 +502,14 @@ impl<T, E> Slot<T, E> {
 impl<T, E> Drop for Slot<T, E> {
     /// A task ended by `abort`, or dropped unfinished: a cancellation.
     fn drop(&mut self) {
-        self.fail(|task| TaskError::Cancelled { task }, TaskError::describe_without_error);
+        self.fail(
+            |task| TaskError::Cancelled { task },
+            TaskError::describe_without_error,
+        );
     }
+}
+
+/// Milliseconds since `epoch`, truncated to 32 bits (see `entries.rs`).
+fn millis_since(epoch: Instant) -> u32 {
+    epoch.elapsed().as_millis() as u32
 }
