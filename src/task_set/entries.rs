@@ -12,8 +12,8 @@ use std::panic::Location;
 
 use super::error::TaskError;
 
-/// No entry: the end of the finished list.
-const NONE: u32 = u32::MAX;
+/// No entry: the end of the finished list (and a new outcome's `next`).
+pub(super) const NONE: u32 = u32::MAX;
 /// Entries per chunk after the first (which grows like a `Vec` up to it,
 /// so that a small set stays small).
 const CHUNK: usize = 256;
@@ -37,12 +37,6 @@ pub(super) enum Entry<T, E> {
     Failed { next: u32, error: Box<TaskError<E>> },
     /// Handed out (or, in `join`, being handed out).
     Taken,
-}
-
-/// A finished task's outcome, to store with [`Entries::finish`].
-pub(super) enum Outcome<T, E> {
-    Done(T),
-    Failed(Box<TaskError<E>>),
 }
 
 pub(super) struct Entries<T, E> {
@@ -105,13 +99,9 @@ impl<T, E> Entries<T, E> {
         self.chunks.iter().flatten().enumerate()
     }
 
-    /// Stores a counted task's outcome at `index` and appends it to the
-    /// finished list.
-    pub(super) fn finish(&mut self, index: usize, outcome: Outcome<T, E>) {
-        let entry = match outcome {
-            Outcome::Done(value) => Entry::Done { next: NONE, value },
-            Outcome::Failed(error) => Entry::Failed { next: NONE, error },
-        };
+    /// Stores a counted task's outcome (`Done` or `Failed`, its `next`
+    /// `NONE`) at `index` and appends it to the finished list.
+    pub(super) fn finish(&mut self, index: usize, entry: Entry<T, E>) {
         let Some(slot) = self.get_mut(index) else {
             return;
         };
@@ -154,11 +144,11 @@ impl<T, E> Entries<T, E> {
     }
 
     /// Takes every entry, leaving the storage empty (numbering restarts).
-    pub(super) fn take(&mut self) -> Vec<Vec<Entry<T, E>>> {
+    pub(super) fn take(&mut self) -> impl Iterator<Item = Entry<T, E>> {
         self.len = 0;
         self.head = NONE;
         self.tail = NONE;
-        std::mem::take(&mut self.chunks)
+        std::mem::take(&mut self.chunks).into_iter().flatten()
     }
 }
 
@@ -183,7 +173,13 @@ mod tests {
             });
         }
         for index in (0..3 * CHUNK).rev() {
-            entries.finish(index, Outcome::Done(index));
+            entries.finish(
+                index,
+                Entry::Done {
+                    next: NONE,
+                    value: index,
+                },
+            );
         }
         let order: Vec<usize> = entries.finished().map(|(index, _)| index).collect();
         assert_eq!(order, (0..3 * CHUNK).rev().collect::<Vec<_>>());
@@ -193,10 +189,7 @@ mod tests {
         assert_eq!(entries.finished().count(), 3 * CHUNK - 1);
         while entries.pop_finished().is_some() {}
         assert_eq!(entries.finished().count(), 0);
-        assert_eq!(
-            entries.take().iter().map(Vec::len).sum::<usize>(),
-            3 * CHUNK
-        );
+        assert_eq!(entries.take().count(), 3 * CHUNK);
         assert_eq!(entries.len(), 0);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 #[cfg(doc)]
 use super::{TaskSet, TrackedTask};
-use crate::panic::message;
+use crate::panic::{isolate, message};
 #[cfg(doc)]
 use crate::shutdown::Reason;
 use crate::sync::lock;
@@ -198,6 +198,18 @@ impl<E> TaskError<E> {
             | TaskError::Panicked { task, .. }
             | TaskError::Cancelled { task } => task,
         }
+    }
+
+    /// The `Display` text; if the user's `Display` panics, the text without
+    /// it, saying so.
+    pub(super) fn describe(&self) -> String
+    where
+        E: fmt::Display,
+    {
+        isolate(|| self.to_string()).unwrap_or_else(|| {
+            let without = self.describe_without_error();
+            format!("{without} (its error's Display panicked)")
+        })
     }
 
     /// The text without the user's `Display` (which may panic).

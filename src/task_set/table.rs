@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use event_listener::Event;
 
 use super::abort::AbortFlag;
-use super::entries::{Entries, Entry, Outcome};
+use super::entries::{Entries, Entry, NONE};
 use super::error::TaskError;
 use crate::group::Closed;
 use crate::panic::{drop_quietly, isolate};
@@ -121,11 +121,7 @@ impl<T, E> Drop for State<T, E> {
     /// Drops what was never handed out one value at a time, so a panicking
     /// `Drop` leaves the others dropped (invariant 5).
     fn drop(&mut self) {
-        self.entries
-            .take()
-            .into_iter()
-            .flatten()
-            .for_each(drop_quietly);
+        self.entries.take().for_each(drop_quietly);
     }
 }
 
@@ -193,15 +189,10 @@ impl<T, E> Shared<T, E> {
     /// Sets the limit of a set that has never had a task (`false` if it
     /// has).
     pub(super) fn set_limit(&mut self, limit: usize) -> bool {
-        let state = self
-            .state
-            .0
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = state.entries.len() == 0 && state.base == 0;
-        if fresh {
-            self.limit = limit;
-        }
+        let state = lock(&self.state.0);
+        let fresh = state.entries.len() + state.base == 0;
+        drop(state);
+        self.limit = if fresh { limit } else { self.limit };
         fresh
     }
 
@@ -285,12 +276,11 @@ impl<T, E> Shared<T, E> {
         };
         if state.len() == 0 && state.entries.finished().next().is_none() {
             // Every task ended and was handed out: start afresh.
-            let base = state.base + state.entries.len();
-            let spent = state.entries.take();
-            state.base = base;
+            state.base += state.entries.len();
             state.first_failure = None;
+            let spent: Vec<_> = state.entries.take().collect();
             drop(state);
-            spent.into_iter().flatten().for_each(drop_quietly);
+            spent.into_iter().for_each(drop_quietly);
         }
         Poll::Ready(Some(next))
     }
@@ -316,12 +306,12 @@ impl<T, E> Shared<T, E> {
                 .find(|(_, entry)| matches!(entry, Entry::Failed { .. }))
                 .map(|(index, _)| index),
         };
-        let spent = state.entries.take();
+        let mut values = Vec::with_capacity(state.entries.len());
+        let spent: Vec<_> = state.entries.take().collect();
         state.names.clear();
         drop(state);
         let mut error = None;
-        let mut values = Vec::with_capacity(spent.iter().map(Vec::len).sum());
-        for (index, entry) in spent.into_iter().flatten().enumerate() {
+        for (index, entry) in spent.into_iter().enumerate() {
             match entry {
                 Entry::Done { value, .. } => values.push(value),
                 Entry::Failed { error: failure, .. } if Some(index) == first_failure => {
@@ -417,17 +407,9 @@ impl<T, E> Slot<T, E> {
     where
         E: std::fmt::Display,
     {
-        let describe = |error: &TaskError<E>| {
-            // The user's `Display` may panic (invariant 5).
-            isolate(|| error.to_string()).unwrap_or_else(|| {
-                format!(
-                    "{} (its error's Display panicked)",
-                    error.describe_without_error()
-                )
-            })
-        };
+        let describe = TaskError::describe;
         match caught {
-            Ok(Ok(value)) => self.settle(Outcome::Done(value)),
+            Ok(Ok(value)) => self.settle(Entry::Done { next: NONE, value }),
             Ok(Err(error)) => self.fail(|task| TaskError::Failed { task, error }, describe),
             Err(payload) => {
                 let payload = std::sync::Mutex::new(payload);
@@ -460,10 +442,13 @@ impl<T, E> Slot<T, E> {
         } else if log::log_enabled!(log::Level::Debug) {
             isolate(|| log::debug!("{} (after the first failure)", describe(&error)));
         }
-        self.settle(Outcome::Failed(Box::new(error)));
+        self.settle(Entry::Failed {
+            next: NONE,
+            error: Box::new(error),
+        });
     }
 
-    fn settle(&mut self, outcome: Outcome<T, E>) {
+    fn settle(&mut self, outcome: Entry<T, E>) {
         let Some(index) = self.index.take() else {
             drop_quietly(outcome);
             return;
