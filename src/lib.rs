@@ -106,6 +106,7 @@ mod group;
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
 mod panic;
+pub mod serve;
 mod shutdown;
 #[cfg(feature = "signal")]
 pub mod signal;

@@ -1,0 +1,228 @@
+//! Serving until told to stop, for any server: [`Connection`] drains one
+//! connection of any protocol with Go's `Server.Shutdown` semantics, and
+//! [`run`] (features `signal` and `smol`, on by default) is a service's
+//! `main` in one call.
+//!
+//! # How a connection drains
+//!
+//! A [`Connection`] wraps a stream and watches its I/O to tell a request in
+//! progress from an idle connection, with no knowledge of the protocol: it
+//! is *busy* from the first byte read while idle, and *idle* again once the
+//! server has written and then waits to read (for request-response
+//! protocols, HTTP/1 included: the answer is out, the next request has not
+//! come). Once the shutdown triggers:
+//! - an idle connection reads end-of-stream at once, even a read already
+//!   waiting, so the server's connection loop ends and closes it, and a
+//!   request that had not started is not started;
+//! - a busy one runs to completion, and [`closing`](Connection::closing)
+//!   tells the handler to answer "close" (HTTP's `Connection: close`); the
+//!   next read, after the answer, is end-of-stream.
+//!
+//! Each connection counts in a [`Group`] under its name until it is dropped
+//! (clones share the count), so the drain is the group's `wait`.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_io::{AsyncRead, AsyncWrite};
+use pin_project_lite::pin_project;
+
+use crate::futures::TriggeredOwned;
+use crate::group::{Closed, Group, Guard};
+use crate::shutdown::Shutdown;
+
+#[cfg(all(feature = "signal", feature = "smol"))]
+mod run;
+#[cfg(all(feature = "signal", feature = "smol"))]
+pub use run::run;
+
+/// No request in progress: the first byte read starts one.
+const IDLE: u8 = 0;
+/// A request is in progress (bytes were read, nothing written since).
+const BUSY: u8 = 1;
+/// The answer is being written: a read that has to wait makes it idle.
+const ANSWERED: u8 = 2;
+
+pin_project! {
+    /// A stream that drains with Go's `Server.Shutdown` semantics: an idle
+    /// connection ends at the shutdown, a request in progress finishes (see
+    /// the [module docs](self)).
+    ///
+    /// Reads and writes pass through. A read on an idle connection once the
+    /// shutdown has triggered returns `Ok(0)` (end of stream), and a read
+    /// waiting on an idle connection is woken by the trigger to return it.
+    /// Clones (for protocols that read and write through two handles, as
+    /// async-h1 does) share the state and the count.
+    ///
+    /// # Examples
+    ///
+    /// A line protocol: each line is a request, answered with one line.
+    ///
+    /// ```no_run
+    /// use smol::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    /// use smol::net::TcpStream;
+    /// use smol_graceful::serve::Connection;
+    /// use smol_graceful::{Group, Shutdown};
+    ///
+    /// async fn serve(stream: TcpStream, group: &Group, shutdown: &Shutdown) -> std::io::Result<()> {
+    ///     let name = format!("connection {}", stream.peer_addr()?);
+    ///     let conn = Connection::new(stream, group, shutdown, name)?;
+    ///     let mut reader = BufReader::new(conn.clone());
+    ///     let mut writer = conn.clone();
+    ///     let mut line = String::new();
+    ///     // Ends at the client's end of stream, or at the shutdown when idle.
+    ///     while reader.read_line(&mut line).await? > 0 {
+    ///         let bye = if conn.closing() { " (closing)" } else { "" };
+    ///         writer.write_all(format!("echo: {}{bye}\n", line.trim_end()).as_bytes()).await?;
+    ///         line.clear();
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    #[derive(Debug)]
+    pub struct Connection<S> {
+        #[pin]
+        stream: S,
+        state: Arc<State>,
+        // Made when a read on an idle connection has to wait.
+        #[pin]
+        triggered: Option<TriggeredOwned>,
+    }
+}
+
+/// What the clones of a connection share.
+struct State {
+    /// `IDLE`, `BUSY` or `ANSWERED`. Every access is Relaxed: the phase
+    /// only says where this connection's own reads and writes stand, made by
+    /// the tasks that use it, and publishes no other data; the trigger has
+    /// its own orderings.
+    phase: AtomicU8,
+    shutdown: Shutdown,
+    _guard: Guard,
+}
+
+impl<S> Connection<S> {
+    /// Wraps `stream`, counted in `group` as `name` (say `connection
+    /// PEER_ADDR`) until the connection and its clones are dropped, draining
+    /// when `shutdown` triggers.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if `group` is closed (the server is draining already):
+    /// drop the stream.
+    pub fn new(
+        stream: S,
+        group: &Group,
+        shutdown: &Shutdown,
+        name: impl Into<Cow<'static, str>>,
+    ) -> Result<Connection<S>, Closed> {
+        let state = State {
+            phase: AtomicU8::new(IDLE),
+            shutdown: shutdown.clone(),
+            _guard: group.add_named(name)?,
+        };
+        Ok(Connection {
+            stream,
+            state: Arc::new(state),
+            triggered: None,
+        })
+    }
+
+    /// True once the shutdown has triggered: a handler answering now should
+    /// say it closes the connection (HTTP's `Connection: close`), since no
+    /// further request will be read.
+    pub fn closing(&self) -> bool {
+        self.state.shutdown.is_triggered()
+    }
+}
+
+impl<S: Clone> Clone for Connection<S> {
+    fn clone(&self) -> Connection<S> {
+        Connection {
+            stream: self.stream.clone(),
+            state: Arc::clone(&self.state),
+            triggered: None,
+        }
+    }
+}
+
+impl<S: AsyncRead> AsyncRead for Connection<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut this = self.project();
+        let phase = this.state.phase.load(Ordering::Relaxed); // Relaxed: see `State::phase`
+        if phase != BUSY && this.state.shutdown.is_triggered() {
+            // Between requests: no new request is started.
+            return Poll::Ready(Ok(0));
+        }
+        match this.stream.poll_read(cx, buf) {
+            Poll::Ready(Ok(read)) if read > 0 && phase != BUSY => {
+                this.state.phase.store(BUSY, Ordering::Relaxed); // Relaxed: see `State::phase`
+                Poll::Ready(Ok(read))
+            }
+            Poll::Pending if phase != BUSY => {
+                // Idle (or answered and now waiting): the trigger ends the wait.
+                this.state.phase.store(IDLE, Ordering::Relaxed); // Relaxed: see `State::phase`
+                if this.triggered.is_none() {
+                    this.triggered
+                        .set(Some(this.state.shutdown.triggered_owned()));
+                }
+                let triggered = this.triggered.as_pin_mut();
+                match triggered.map(|triggered| triggered.poll(cx)) {
+                    Some(Poll::Ready(())) => Poll::Ready(Ok(0)),
+                    _ => Poll::Pending,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for Connection<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let written = this.stream.poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            // An answer goes out: a read that waits after it is idle.
+            if n > 0 && this.state.phase.load(Ordering::Relaxed) == BUSY {
+                this.state.phase.store(ANSWERED, Ordering::Relaxed); // Relaxed: see `State::phase`
+            }
+        }
+        written
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().stream.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().stream.poll_close(cx)
+    }
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.phase.load(Ordering::Relaxed) {
+            IDLE => "idle",
+            BUSY => "busy",
+            _ => "answered",
+        };
+        f.debug_struct("State")
+            .field("phase", &phase)
+            .field("closing", &self.shutdown.is_triggered())
+            .finish_non_exhaustive()
+    }
+}
