@@ -90,9 +90,9 @@ pin_project! {
         #[pin]
         stream: S,
         state: Arc<State>,
-        // Made when a read on an idle connection has to wait.
-        #[pin]
-        triggered: Option<TriggeredOwned>,
+        // Made when a read on an idle connection first has to wait (boxed,
+        // so that the connection is `Unpin` when its stream is).
+        triggered: Option<Pin<Box<TriggeredOwned>>>,
     }
 }
 
@@ -158,7 +158,7 @@ impl<S: AsyncRead> AsyncRead for Connection<S> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut this = self.project();
+        let this = self.project();
         let phase = this.state.phase.load(Ordering::Relaxed); // Relaxed: see `State::phase`
         if phase != BUSY && this.state.shutdown.is_triggered() {
             // Between requests: no new request is started.
@@ -172,14 +172,13 @@ impl<S: AsyncRead> AsyncRead for Connection<S> {
             Poll::Pending if phase != BUSY => {
                 // Idle (or answered and now waiting): the trigger ends the wait.
                 this.state.phase.store(IDLE, Ordering::Relaxed); // Relaxed: see `State::phase`
-                if this.triggered.is_none() {
-                    this.triggered
-                        .set(Some(this.state.shutdown.triggered_owned()));
-                }
-                let triggered = this.triggered.as_pin_mut();
-                match triggered.map(|triggered| triggered.poll(cx)) {
-                    Some(Poll::Ready(())) => Poll::Ready(Ok(0)),
-                    _ => Poll::Pending,
+                let shutdown = &this.state.shutdown;
+                let triggered = this
+                    .triggered
+                    .get_or_insert_with(|| Box::pin(shutdown.triggered_owned()));
+                match triggered.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Ok(0)),
+                    Poll::Pending => Poll::Pending,
                 }
             }
             other => other,
