@@ -72,9 +72,10 @@
 //!   manager that speaks sd_notify) that the service is ready, stopping,
 //!   still draining and alive. Turns on `smol` for its timers; a no-op
 //!   outside systemd and on targets other than Unix.
-//! - `hyper`: the `hyper` module: drain hyper 1 connections (HTTP/1, HTTP/2)
-//!   on any executor, each counted in a [`Group`] under a name. It adds no
-//!   dependency (and no tokio).
+//!
+//! The [`hyper`] module (drain hyper 1 connections, HTTP/1 and HTTP/2, on any
+//! executor, each counted in a [`Group`] under a name) needs no feature: it
+//! adds no dependency (and no tokio).
 //!
 //! With `default-features = false`, [`Group`] (without the timed waits) and
 //! [`Shutdown`] need only `event-listener` and `async-channel`.
@@ -102,8 +103,6 @@
 
 pub mod futures;
 mod group;
-#[cfg(feature = "hyper")]
-#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
 mod panic;
 pub mod serve;
@@ -119,7 +118,7 @@ pub mod systemd;
 mod task_set;
 
 pub use group::{Closed, Group, Guard, Tracked};
-pub use shutdown::{DropGuard, Reason, Shutdown};
+pub use shutdown::{AfterTrigger, DropGuard, Reason, Shutdown};
 pub use stragglers::{Straggler, Stragglers};
 #[cfg(feature = "smol")]
 pub use task_set::{Spawner, TaskBuilder, TaskError, TaskSet};

@@ -8,6 +8,7 @@
 //! channel wakes every receiver at once, so a waiter watches exactly one
 //! channel however deep the hierarchy is.
 
+mod callbacks;
 mod drop_guard;
 mod futures;
 mod reason;
@@ -17,6 +18,7 @@ use std::fmt;
 use std::future::Future;
 
 use crate::sync::Arc;
+pub use callbacks::AfterTrigger;
 pub use drop_guard::DropGuard;
 pub use futures::{RunUntilTriggered, Triggered, TriggeredOwned};
 pub use reason::Reason;
@@ -286,6 +288,77 @@ impl Shutdown {
         Shutdown {
             node: Node::child(&self.node),
         }
+    }
+
+    /// A [`child`](Self::child) that also triggers itself at `deadline`,
+    /// with [`Reason::DeadlineExceeded`]: Go's `context.WithDeadline` (and,
+    /// with `Instant::now() + timeout`, `WithTimeout`). Its ancestors'
+    /// triggers still reach it; its deadline never triggers upward.
+    ///
+    /// The deadline is an async-io timer watched by a task on smol's global
+    /// executor (feature `smol`), so it fires whatever executor the waiters
+    /// run on. The task and its timer are released as soon as the scope
+    /// triggers (by its deadline, an ancestor or itself) or is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use smol_graceful::{Reason, Shutdown};
+    ///
+    /// # smol::block_on(async {
+    /// let server = Shutdown::new();
+    /// let request = server.child_with_deadline(Instant::now() + Duration::from_millis(10));
+    /// request.triggered().await;
+    /// assert!(matches!(request.reason(), Some(Reason::DeadlineExceeded)));
+    /// assert!(!server.is_triggered()); // never upward
+    /// # });
+    /// ```
+    #[cfg(feature = "smol")]
+    pub fn child_with_deadline(&self, deadline: std::time::Instant) -> Shutdown {
+        let child = self.child();
+        let node = Arc::downgrade(&child.node);
+        let timer = smol::spawn(async move {
+            smol::Timer::at(deadline).await;
+            if let Some(node) = node.upgrade() {
+                node.trigger(Reason::DeadlineExceeded);
+            }
+        });
+        // Dropped, which cancels the timer, when the scope triggers or is
+        // dropped; at once if it has triggered already.
+        drop(AfterTrigger::register(
+            &child.node,
+            Box::new(move || drop(timer)),
+            true,
+        ));
+        child
+    }
+
+    /// Registers `callback` to run once, on a thread of its own, when this
+    /// scope triggers (at once if it has): Go's `context.AfterFunc`. The
+    /// returned handle's [`stop`](AfterTrigger::stop) prevents the run if
+    /// it comes first; for every registration exactly one of "it ran" and
+    /// "`stop` returned `true`" happens.
+    ///
+    /// Callbacks run after the trigger has taken effect and with no lock
+    /// held, each on smol's blocking thread pool (feature `smol`) or a new
+    /// thread: one that panics or blocks holds up neither the trigger nor
+    /// the other callbacks. A callback registered on a scope runs when the
+    /// scope triggers on its own or through an ancestor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol_graceful::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new();
+    /// let (closed, gone) = std::sync::mpsc::channel();
+    /// shutdown.after_trigger(move || closed.send("close the listener").unwrap());
+    /// shutdown.trigger();
+    /// assert_eq!(gone.recv().unwrap(), "close the listener");
+    /// ```
+    pub fn after_trigger(&self, callback: impl FnOnce() + Send + 'static) -> AfterTrigger {
+        AfterTrigger::register(&self.node, Box::new(callback), false)
     }
 }
 

@@ -30,6 +30,10 @@
 //!   flag is stored and loaded Relaxed, so a thread that sees
 //!   `is_triggered()` may miss what the triggering thread wrote before
 //!   `trigger()` (`is_triggered_sees_the_writes_before_the_trigger`).
+//! - `--cfg smol_graceful_bug="stop_load_then_store"`: an after-trigger
+//!   callback's `stop` checks that it is pending, then marks it stopped, in
+//!   two steps instead of one compare-and-swap: the trigger can run it in
+//!   between, and both happen (`after_trigger_runs_or_stops_exactly_once`).
 //! - `--cfg smol_graceful_bug="load_before_listen"`: a task's abort watch
 //!   loads the abort flag before it listens, so an abort between the two is
 //!   neither seen nor heard (`abort_reaches_a_task_that_registered` fails its
@@ -469,6 +473,40 @@ fn abort_wakes_a_pending_task() {
             }
             block_on(task);
             aborter.join().unwrap();
+        });
+    }
+}
+
+/// `after_trigger`'s `stop` races the trigger: for every registration
+/// exactly one of "the callback ran" and "`stop` returned true" happens
+/// (under loom the callback runs inline on the triggering thread).
+#[test]
+fn after_trigger_runs_or_stops_exactly_once() {
+    for on_child in [false, true] {
+        loom::model(move || {
+            let root = Shutdown::new();
+            let scope = if on_child { root.child() } else { root.clone() };
+            let ran = Arc::new(AtomicUsize::new(0));
+            let callback = {
+                let ran = Arc::clone(&ran);
+                // Relaxed: read after joining the triggering thread.
+                scope.after_trigger(move || {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                })
+            };
+            let trigger = thread::spawn(move || {
+                root.trigger();
+            });
+            let stopped = callback.stop();
+            trigger.join().unwrap();
+            // Relaxed: the join orders the callback's increment before this.
+            let ran = ran.load(Ordering::Relaxed);
+            assert_eq!(
+                usize::from(stopped) + ran,
+                1,
+                "stopped: {stopped}, ran {ran} times"
+            );
+            assert!(!callback.stop(), "a second stop never succeeds");
         });
     }
 }

@@ -320,3 +320,97 @@ mod owned_and_guards {
         assert!(child.reason().unwrap().as_error().is_some());
     }
 }
+
+/// Go's `AfterFunc`: a callback runs once, on a thread of its own, when the
+/// scope triggers; at once if it has.
+#[test]
+fn after_trigger_runs_once_at_the_trigger_or_at_once_if_triggered() {
+    let shutdown = Shutdown::new();
+    let (ran, runs) = mpsc::channel();
+    let ran_too = ran.clone();
+    let first = shutdown.after_trigger(move || ran.send("first").unwrap());
+    assert!(runs.try_recv().is_err(), "not before the trigger");
+    assert!(shutdown.trigger());
+    assert_eq!(runs.recv_timeout(common::LIMIT).unwrap(), "first");
+    assert!(!first.stop(), "it ran");
+    let late = shutdown.after_trigger(move || ran_too.send("late").unwrap());
+    assert_eq!(runs.recv_timeout(common::LIMIT).unwrap(), "late");
+    assert!(!late.stop());
+    shutdown.trigger();
+    assert!(
+        runs.recv_timeout(Duration::from_millis(50)).is_err(),
+        "once each"
+    );
+}
+
+#[test]
+fn a_stopped_callback_never_runs_and_an_ancestors_trigger_runs_the_others() {
+    let root = Shutdown::new();
+    let scope = root.child().child();
+    let (ran, runs) = mpsc::channel();
+    let stopped = scope.after_trigger(|| panic!("a stopped callback ran"));
+    let kept = scope.after_trigger(move || ran.send(()).unwrap());
+    assert!(stopped.stop());
+    assert!(!stopped.stop(), "only the first stop stops it");
+    root.trigger();
+    runs.recv_timeout(common::LIMIT).unwrap();
+    assert!(!kept.stop());
+}
+
+/// A callback that panics or blocks holds up neither the trigger nor the
+/// other callbacks.
+#[test]
+fn a_panicking_or_blocking_callback_holds_up_nothing() {
+    let shutdown = Shutdown::new();
+    let (release, blocked) = mpsc::channel::<()>();
+    let (ran, runs) = mpsc::channel();
+    shutdown.after_trigger(|| panic!("a callback that panics"));
+    shutdown.after_trigger(move || {
+        let _ = blocked.recv();
+    });
+    shutdown.after_trigger(move || ran.send(()).unwrap());
+    assert!(shutdown.trigger(), "the trigger returns while one blocks");
+    runs.recv_timeout(common::LIMIT).unwrap();
+    drop(release);
+}
+
+/// 10^5 registrations stopped before a trigger: none runs, the scope keeps
+/// working.
+#[test]
+fn a_hundred_thousand_stopped_callbacks_leave_nothing_to_run() {
+    let shutdown = Shutdown::new();
+    for _ in 0..100_000 {
+        assert!(shutdown.after_trigger(|| panic!("stopped")).stop());
+    }
+    let (ran, runs) = mpsc::channel();
+    shutdown.after_trigger(move || ran.send(()).unwrap());
+    shutdown.trigger();
+    runs.recv_timeout(common::LIMIT).unwrap();
+}
+
+/// `child_with_deadline`: Go's `WithDeadline`. It triggers itself with its
+/// own reason, never upward; an earlier trigger wins.
+#[cfg(feature = "smol")]
+#[test]
+fn a_deadline_scope_triggers_itself_and_never_its_parent() {
+    use std::time::Instant;
+    let server = Shutdown::new();
+    let request = server.child_with_deadline(Instant::now() + Duration::from_millis(20));
+    let inner = request.child();
+    common::run_bounded(inner.triggered());
+    assert!(matches!(request.reason(), Some(Reason::DeadlineExceeded)));
+    assert!(matches!(inner.reason(), Some(Reason::DeadlineExceeded)));
+    assert_eq!(request.reason().unwrap().to_string(), "deadline exceeded");
+    assert!(!server.is_triggered());
+
+    // The parent first: its reason, and the deadline changes nothing after.
+    let early = server.child_with_deadline(Instant::now() + Duration::from_millis(20));
+    server.trigger();
+    assert!(matches!(early.reason(), Some(Reason::Requested)));
+    common::run_bounded(smol::Timer::after(Duration::from_millis(40)));
+    assert!(matches!(early.reason(), Some(Reason::Requested)));
+
+    // A deadline already past triggers at once (at the timer's first turn).
+    let past = Shutdown::new().child_with_deadline(Instant::now());
+    common::run_bounded(past.triggered());
+}

@@ -26,6 +26,10 @@ pub enum Reason {
         /// True if the guard was dropped while its thread was panicking.
         panicking: bool,
     },
+    /// A scope made by
+    /// [`Shutdown::child_with_deadline`](crate::Shutdown::child_with_deadline)
+    /// reached its deadline.
+    DeadlineExceeded,
     /// A task failed; holds its error, whose `Display` is the text shown.
     /// [`Reason::as_error`] lends it out (to downcast it), and as an
     /// [`Error`](std::error::Error) a `Reason` gives it as its `source()`.
@@ -75,6 +79,7 @@ impl fmt::Display for Reason {
             Reason::Signal(signo) => write!(f, "signal {signo}"),
             Reason::Requested => f.write_str("requested"),
             Reason::Finished => f.write_str("finished"),
+            Reason::DeadlineExceeded => f.write_str("deadline exceeded"),
             Reason::GuardDropped { panicking: false } => f.write_str("drop guard dropped"),
             Reason::GuardDropped { panicking: true } => {
                 f.write_str("drop guard dropped by a panic unwinding")

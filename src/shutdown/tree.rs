@@ -28,6 +28,10 @@
 //! 5. A walk also descends below nodes that were already triggered, so when
 //!    the `trigger` call that won returns, every live descendant of its node
 //!    is triggered.
+//! 6. A callback registered on a node is in its `callbacks` from
+//!    `register` until the trigger takes it (in the critical section that
+//!    sets `reason`) or `unregister` removes it; callbacks fire after the
+//!    walk, with no lock held.
 //!
 //! # Deadlock safety
 //!
@@ -42,6 +46,7 @@ use std::sync::OnceLock;
 
 use async_channel::{Receiver, Sender};
 
+use super::callbacks::Callback;
 use super::Reason;
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
 
@@ -80,20 +85,33 @@ struct State {
     /// trigger, not per node).
     reason: Option<std::sync::Arc<Reason>>,
     /// Made at the first child.
-    children: Option<Box<Slab>>,
+    children: Option<Box<Slab<Weak<Node>>>>,
+    /// The callbacks to run when this node triggers (see `callbacks.rs`);
+    /// made at the first one, taken by the trigger.
+    callbacks: Option<Box<Slab<std::sync::Arc<Callback>>>>,
 }
 
-/// The children's weak references, in slots reused through a free list.
-#[derive(Default)]
-struct Slab {
-    slots: Vec<Option<Weak<Node>>>,
+/// Children's weak references, or callbacks, in slots reused through a free
+/// list.
+struct Slab<T> {
+    slots: Vec<Option<T>>,
     /// The free slots, reused last-freed first.
     free: Vec<u32>,
     live: usize,
 }
 
-impl Slab {
-    fn insert(&mut self, child: Weak<Node>) -> u32 {
+impl<T> Default for Slab<T> {
+    fn default() -> Slab<T> {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    fn insert(&mut self, child: T) -> u32 {
         self.live += 1;
         match self.free.pop() {
             Some(slot) => {
@@ -110,11 +128,12 @@ impl Slab {
         }
     }
 
-    /// Frees `slot`, returning its `Weak` so that the caller drops it after
-    /// unlocking.
-    fn remove(&mut self, slot: u32) -> Option<Weak<Node>> {
-        let old = self.slots[slot as usize].take();
-        debug_assert!(old.is_some(), "slot {slot} freed twice");
+    /// Frees `slot`, returning what it held so that the caller drops it
+    /// after unlocking.
+    fn remove(&mut self, slot: u32) -> Option<T> {
+        // `None` for a slot already freed: a stopped callback that the
+        // trigger took first.
+        let old = self.slots.get_mut(slot as usize)?.take()?;
         self.free.push(slot);
         self.live -= 1;
         if self.live == 0 {
@@ -128,9 +147,11 @@ impl Slab {
                 self.free.clear();
             }
         }
-        old
+        Some(old)
     }
+}
 
+impl Slab<Weak<Node>> {
     fn upgrade_into(&self, out: &mut Vec<Arc<Node>>) {
         out.extend(self.slots.iter().flatten().filter_map(Weak::upgrade));
     }
@@ -168,7 +189,7 @@ impl Node {
         if let Some(reason) = state.reason.clone() {
             drop(state);
             let child = Arc::new(Node::default());
-            child.trigger_one(&reason, &mut Vec::new());
+            child.trigger_one(&reason, &mut Vec::new(), &mut Vec::new());
             return child;
         }
         // The lock is held until `new_cyclic` has returned, so no walk can
@@ -190,22 +211,29 @@ impl Node {
     /// triggered by it), and nothing is walked.
     pub(crate) fn trigger(&self, reason: Reason) -> bool {
         let reason = std::sync::Arc::new(reason);
-        let mut stack = Vec::new();
-        if !self.trigger_one(&reason, &mut stack) {
+        let (mut stack, mut callbacks) = (Vec::new(), Vec::new());
+        if !self.trigger_one(&reason, &mut stack, &mut callbacks) {
             return false;
         }
         // Invariant 4: a loop, not recursion. Each `Arc` popped here is
         // dropped after its node's lock is released.
         while let Some(node) = stack.pop() {
-            node.trigger_one(&reason, &mut stack);
+            node.trigger_one(&reason, &mut stack, &mut callbacks);
         }
+        // Invariant 6: after every lock is released.
+        callbacks.into_iter().for_each(Callback::fire);
         true
     }
 
     /// Triggers this node alone and pushes its live children on `stack`
     /// (invariant 5: even when it was already triggered). Returns `true` if
     /// this call triggered it.
-    fn trigger_one(&self, reason: &std::sync::Arc<Reason>, stack: &mut Vec<Arc<Node>>) -> bool {
+    fn trigger_one(
+        &self,
+        reason: &std::sync::Arc<Reason>,
+        stack: &mut Vec<Arc<Node>>,
+        callbacks: &mut Vec<std::sync::Arc<Callback>>,
+    ) -> bool {
         let channel = {
             let mut state = lock(&self.state);
             if let Some(children) = &state.children {
@@ -215,6 +243,9 @@ impl Node {
                 return false;
             }
             state.reason = Some(std::sync::Arc::clone(reason));
+            if let Some(registered) = state.callbacks.take() {
+                callbacks.extend(registered.slots.into_iter().flatten());
+            }
             // Relaxed would do for the flag alone; Release pairs with the
             // Acquire in `is_triggered`, so a thread that sees `true` and then
             // reads anything this thread wrote before the trigger sees it
@@ -248,6 +279,27 @@ impl Node {
             Ordering::Acquire
         };
         self.triggered.load(order)
+    }
+
+    /// Registers `callback` to fire when this node triggers: `Some(slot)`,
+    /// or `None` if it already has (the caller fires it).
+    pub(crate) fn register(&self, callback: &std::sync::Arc<Callback>) -> Option<u32> {
+        let mut state = lock(&self.state);
+        if state.reason.is_some() {
+            return None;
+        }
+        let slab = state.callbacks.get_or_insert_with(Box::default);
+        Some(slab.insert(std::sync::Arc::clone(callback)))
+    }
+
+    /// Forgets the callback in `slot` (it was stopped), if the trigger has
+    /// not taken it; it is dropped after unlocking.
+    pub(crate) fn unregister(&self, slot: u32) {
+        let removed = lock(&self.state)
+            .callbacks
+            .as_mut()
+            .and_then(|callbacks| callbacks.remove(slot));
+        drop(removed);
     }
 
     pub(crate) fn reason(&self) -> Option<Reason> {
