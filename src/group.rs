@@ -544,7 +544,7 @@ impl Guard {
     /// # smol::block_on(async {
     /// let group = Group::new();
     /// let (go, gate) = smol::channel::bounded::<()>(1);
-    /// let flusher = smol::spawn(group.add_named("flusher")?.track(gate.recv()));
+    /// let flusher = smol::spawn(group.add_named("flusher")?.track(async move { gate.recv().await }));
     /// assert_eq!(group.stragglers().names(), ["flusher"]);
     /// go.send(()).await.unwrap();
     /// assert_eq!(flusher.await, Ok(()));

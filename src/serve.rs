@@ -18,15 +18,28 @@
 //!   tells the handler to answer "close" (HTTP's `Connection: close`); the
 //!   next read, after the answer, is end-of-stream.
 //!
+//! Watching I/O cannot tell an interim answer from the final one: an HTTP
+//! server that writes `100 Continue` and then reads the body would look
+//! idle while it waits for the body. A handler that reads after it has
+//! written holds [`busy`](Connection::busy) for the request, and the
+//! connection passes reads through, untouched, while it is held.
+//!
 //! Each connection counts in a [`Group`] under its name until it is dropped
 //! (clones share the count), so the drain is the group's `wait`.
+//!
+// Without the features, `run` does not exist: its links lead to the list of
+// features instead.
+#![cfg_attr(
+    not(all(feature = "signal", feature = "smol")),
+    doc = "[`run`]: crate#features"
+)]
 
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -98,6 +111,9 @@ pin_project! {
 
 /// What the clones of a connection share.
 struct State {
+    /// How many [`Busy`] guards are alive: while any is, the connection is
+    /// busy whatever its I/O. Relaxed, for the reason given on `phase`.
+    held: AtomicUsize,
     /// `IDLE`, `BUSY` or `ANSWERED`. Every access is Relaxed: the phase
     /// only says where this connection's own reads and writes stand, made by
     /// the tasks that use it, and publishes no other data; the trigger has
@@ -116,6 +132,7 @@ impl<S> Connection<S> {
     ///
     /// [`Closed`] if `group` is closed (the server is draining already):
     /// drop the stream.
+    #[track_caller]
     pub fn new(
         stream: S,
         group: &Group,
@@ -124,6 +141,7 @@ impl<S> Connection<S> {
     ) -> Result<Connection<S>, Closed> {
         let state = State {
             phase: AtomicU8::new(IDLE),
+            held: AtomicUsize::new(0),
             shutdown: shutdown.clone(),
             _guard: group.add_named(name)?,
         };
@@ -132,6 +150,19 @@ impl<S> Connection<S> {
             state: Arc::new(state),
             triggered: None,
         })
+    }
+
+    /// Marks a request in progress until the guard is dropped, whatever the
+    /// connection's I/O: for a handler that reads after it has written (an
+    /// HTTP body after `100 Continue`, a protocol with interim replies).
+    /// Without it, a connection is busy from a request's first byte to its
+    /// answer.
+    pub fn busy(&self) -> Busy {
+        // Relaxed: see `State::held`.
+        self.state.held.fetch_add(1, Ordering::Relaxed);
+        Busy {
+            state: Arc::clone(&self.state),
+        }
     }
 
     /// True once the shutdown has triggered: a handler answering now should
@@ -159,6 +190,11 @@ impl<S: AsyncRead> AsyncRead for Connection<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
+        if this.state.held.load(Ordering::Relaxed) > 0 {
+            // A handler holds `busy`: untouched. Relaxed: see `State::held`.
+            this.state.phase.store(BUSY, Ordering::Relaxed);
+            return this.stream.poll_read(cx, buf);
+        }
         let phase = this.state.phase.load(Ordering::Relaxed); // Relaxed: see `State::phase`
         if phase != BUSY && this.state.shutdown.is_triggered() {
             // Between requests: no new request is started.
@@ -209,6 +245,23 @@ impl<S: AsyncWrite> AsyncWrite for Connection<S> {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().stream.poll_close(cx)
+    }
+}
+
+/// A request in progress on a [`Connection`]: made by
+/// [`Connection::busy`], ended by its drop.
+#[derive(Debug)]
+#[must_use = "a request counts as in progress only while the guard is alive"]
+pub struct Busy {
+    state: Arc<State>,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        // Relaxed: see `State::held` and `State::phase`. The request is
+        // answered (or abandoned): a read that waits now is idle.
+        self.state.phase.store(ANSWERED, Ordering::Relaxed);
+        self.state.held.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

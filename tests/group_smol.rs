@@ -26,6 +26,10 @@ fn spawn_spawn_on_and_spawn_local_fail_after_close() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "smol's global executor starts async-io's reactor (timerfd)"
+)]
 fn spawn_runs_on_the_global_executor_and_counts_until_the_task_ends() {
     let group = Group::new();
     let (tx, rx) = async_channel::bounded::<u32>(1);
@@ -53,6 +57,10 @@ fn tracked_future_that_panics_releases_its_guard() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "smol's global executor starts async-io's reactor (timerfd)"
+)]
 fn a_named_tracked_task_on_the_global_executor_is_a_straggler_until_it_ends() {
     let group = Group::new();
     let (tx, rx) = async_channel::bounded::<()>(1);

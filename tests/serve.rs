@@ -125,3 +125,31 @@ fn a_half_closed_client_is_answered_then_the_connection_ends() {
     });
     assert!(group.is_empty());
 }
+
+/// A handler that reads after it has written (an HTTP body after `100
+/// Continue`) holds `busy`: the wait for the body is not taken for idle.
+#[test]
+fn a_request_held_busy_reads_its_body_after_an_interim_answer() {
+    let (group, shutdown) = (Group::new(), Shutdown::new());
+    let (mut conn, mut client) = pair(&group, &shutdown);
+    run_bounded(async {
+        client.write_all(b"POST\n").await.unwrap();
+        let mut head = [0; 5];
+        conn.read_exact(&mut head).await.unwrap();
+        let busy = conn.busy();
+        conn.write_all(b"100 continue\n").await.unwrap();
+        let mut body = [0; 5];
+        let mut read = pin!(conn.read_exact(&mut body));
+        assert!(
+            poll_once(read.as_mut()).await.is_none(),
+            "waits for the body"
+        );
+        shutdown.trigger();
+        client.write_all(b"body\n").await.unwrap();
+        read.await.unwrap();
+        assert_eq!(&body, b"body\n");
+        conn.write_all(b"200 close\n").await.unwrap();
+        drop(busy);
+        assert_eq!(conn.read(&mut body).await.unwrap(), 0, "then it ends");
+    });
+}

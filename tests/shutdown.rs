@@ -392,6 +392,7 @@ fn a_hundred_thousand_stopped_callbacks_leave_nothing_to_run() {
 /// own reason, never upward; an earlier trigger wins.
 #[cfg(feature = "smol")]
 #[test]
+#[cfg_attr(miri, ignore = "the deadline's timer is async-io's (timerfd)")]
 fn a_deadline_scope_triggers_itself_and_never_its_parent() {
     use std::time::Instant;
     let server = Shutdown::new();

@@ -26,8 +26,7 @@ pub enum Reason {
         /// True if the guard was dropped while its thread was panicking.
         panicking: bool,
     },
-    /// A scope made by
-    /// [`Shutdown::child_with_deadline`](crate::Shutdown::child_with_deadline)
+    /// A scope made by `Shutdown::child_with_deadline` (feature `smol`)
     /// reached its deadline.
     DeadlineExceeded,
     /// A task failed; holds its error, whose `Display` is the text shown.
