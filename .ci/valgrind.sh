@@ -32,7 +32,7 @@ fail() {
 command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
 valgrind --version
 
-cargo build --quiet --example http_server --features hyper
+cargo build --quiet --example http_server
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/http_server"
 [ -x "$bin" ] || fail "no example binary at $bin"
 

@@ -1,6 +1,5 @@
 //! An HTTP server on hyper 1 and smol that drains its connections on Ctrl-C / SIGTERM:
-//! run it with `cargo run --example http_server --features hyper [ADDR]`, then press
-//! Ctrl-C.
+//! run it with `cargo run --example http_server [ADDR]`, then press Ctrl-C.
 //!
 //! Try `curl 'http://127.0.0.1:8080/slow?ms=5000'` and press Ctrl-C while it waits: the
 //! server stops accepting, closes idle keep-alive connections at once, lets the slow
@@ -9,7 +8,8 @@
 //!
 //! Routes: `GET /slow?ms=N` answers after N ms (`400` without a valid `ms`);
 //! `GET /healthz` answers `200` while serving and `503` once shutdown has begun; any
-//! other path answers `200` at once.
+//! other path answers `200` at once. A client that shuts down its write side after
+//! sending its request (`nc -N`) gets its answer, then the connection closes.
 //!
 //! Settings, in milliseconds, from the environment:
 //! - `DRAIN_DELAY_MS` (default 0): after the first signal, keep accepting and serving
@@ -244,6 +244,10 @@ async fn accept(
     let mut http = http1::Builder::new();
     http.timer(SmolTimer::new())
         .header_read_timeout(header_timeout)
+        // A client that shuts down its write side after its request (`nc -N`, some
+        // HTTP/1.0 clients and scripts) still gets the answer; then the connection
+        // closes. hyper's default drops such a request unanswered.
+        .half_close(true)
         // hyper's smallest read buffer: a larger request head gets `431`.
         .max_buf_size(8 * 1024);
     while let Some(accepted) = draining.run_until_triggered(listener.accept()).await {

@@ -1,4 +1,4 @@
-//! Drain hyper 1 connections on any executor (feature `hyper`).
+//! Drain hyper 1 connections on any executor (no feature, no dependency).
 //!
 //! [`watch`] wraps a served connection in a [`Watched`] future that holds a
 //! named [`Guard`] of a [`Group`] until the connection ends, and calls the
@@ -17,6 +17,10 @@
 //! whatever hyper version and features the application picked. (hyper itself
 //! depends on tokio's `sync` module, without any runtime; this crate adds
 //! nothing to that.)
+//!
+// Without `smol` there is no `Group::wait_timeout` to link to (a link reference
+// definition must not continue a paragraph: hence the blank line above).
+#![cfg_attr(not(feature = "smol"), doc = "[`Group::wait_timeout`]: crate#features")]
 
 use std::borrow::Cow;
 use std::fmt;
@@ -116,7 +120,6 @@ use crate::{Closed, Group, Guard, Shutdown};
 /// ```
 ///
 /// [`Stragglers`]: crate::Stragglers
-#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 #[track_caller]
 pub fn watch<C, F>(
     conn: C,
@@ -151,7 +154,6 @@ pin_project! {
     /// without answering a request in flight) and releases the guard: the
     /// connection stops counting in the group. Nothing else is lost, and
     /// no other state is left behind.
-    #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
     #[must_use = "futures do nothing unless polled"]
     pub struct Watched<C, F> {
         #[pin]

@@ -143,6 +143,36 @@ fn bad_requests_get_400_and_keep_alive_serves_several_requests() {
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
 }
 
+// A client that shuts down its write side once its request is sent (`shutdown(SHUT_WR)`,
+// as `nc -N` and some scripts do) gets its answer, then the connection closes: the
+// example turns on hyper's `half_close`, whose default (off) drops such a request
+// unanswered.
+#[test]
+fn a_request_whose_client_shut_down_its_write_side_is_answered_then_closed() {
+    let server = Server::start(None);
+    for (path, body) in [("/", "hello\n"), ("/slow?ms=300", "slept 300 ms\n")] {
+        let mut client = server.connect();
+        client
+            .send_raw(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"))
+            .expect("send");
+        client
+            .writer()
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shut down the write side");
+        // Every read is bounded by the client's read timeout.
+        let response = client
+            .receive()
+            .unwrap_or_else(|e| panic!("GET {path} after shutting down the write side: {e}"));
+        assert_eq!(response.status, 200, "GET {path}: {response:?}");
+        assert_eq!(response.body, body, "GET {path}");
+        client.assert_eof();
+    }
+
+    server.signal("TERM");
+    let (status, _, stderr) = server.finish(STEP);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+}
+
 #[test]
 fn a_bind_failure_exits_2_with_a_message() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");

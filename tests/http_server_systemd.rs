@@ -1,4 +1,4 @@
-//! `examples/http_server.rs` built with `--features hyper,systemd`, run as systemd runs a
+//! `examples/http_server.rs` built with `--features systemd`, run as systemd runs a
 //! `Type=notify` service: its `NOTIFY_SOCKET` names a Unix datagram socket that the test
 //! reads, and the test checks the messages, exactly and in order, across a SIGTERM drain.
 //!
@@ -18,7 +18,7 @@ use common::http::{activated_command, example_binary_with_features, in_flight, S
 use common::notify::Manager;
 
 fn binary() -> PathBuf {
-    example_binary_with_features("hyper,systemd")
+    example_binary_with_features("systemd")
 }
 
 /// The example on a free port, notifying `notify_socket`.

@@ -6,7 +6,7 @@
 //! waits. Nothing sleeps and then asserts: the tests learn that a request is in flight
 //! from the service itself (it reports on a channel) before they trigger.
 
-#![cfg(all(unix, feature = "hyper", feature = "smol", feature = "signal"))]
+#![cfg(all(unix, feature = "smol", feature = "signal"))]
 
 mod common;
 

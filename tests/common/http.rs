@@ -16,17 +16,15 @@ use super::subprocess::Process;
 /// How long any single step may take before the test gives up.
 pub const STEP: Duration = Duration::from_secs(10);
 
-/// The example's binary, built once per test binary with the `hyper` feature it
-/// requires, with the same profile and target directory as the test itself (cargo does
-/// nothing if it is fresh, and rebuilds it if it is stale or missing).
-// `subprocess::Examples` builds with default features only, which `cargo build
-// --example http_server` refuses (`required-features`).
+/// The example's binary with the default features, built once per test binary, with the
+/// same profile and target directory as the test itself (cargo does nothing if it is
+/// fresh, and rebuilds it if it is stale or missing).
 pub fn example_binary() -> PathBuf {
-    example_binary_with_features("hyper")
+    example_binary_with_features("")
 }
 
-/// The example's binary built with `features` (a comma-separated list that includes
-/// `hyper`), once per test binary and feature list.
+/// The example's binary built with `features` (a comma-separated list on top of the
+/// default features; empty for none), once per test binary and feature list.
 pub fn example_binary_with_features(features: &str) -> PathBuf {
     static BINARIES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
     let mut binaries = BINARIES.lock().unwrap_or_else(|e| e.into_inner());
@@ -39,15 +37,16 @@ pub fn example_binary_with_features(features: &str) -> PathBuf {
 }
 
 /// Builds the example with `features`; returns its binary: a link to the build named
-/// after the features (`examples/http_server--hyper,systemd`), since cargo puts the
-/// build of every feature set at `examples/http_server`, and a test binary that builds
-/// with other features must never run another's build. (cargo replaces that file, it
-/// does not rewrite it, so the link keeps this build.)
+/// after the features (`examples/http_server--systemd`, `http_server--default` for
+/// none), since cargo puts the build of every feature set at `examples/http_server`,
+/// and a test binary that builds with other features must never run another's build.
+/// (cargo replaces that file, it does not rewrite it, so the link keeps this build.)
 fn build_example(features: &str) -> PathBuf {
-    let examples = super::subprocess::build_examples(&["http_server"], Some(features));
+    let extra = Some(features).filter(|f| !f.is_empty());
+    let examples = super::subprocess::build_examples(&["http_server"], extra);
     let built = examples.join("http_server");
     assert!(built.exists(), "no example binary at {}", built.display());
-    let binary = examples.join(format!("http_server--{features}"));
+    let binary = examples.join(format!("http_server--{}", extra.unwrap_or("default")));
     let _ = std::fs::remove_file(&binary);
     if std::fs::hard_link(&built, &binary).is_err() {
         std::fs::copy(&built, &binary).expect("copy the example binary");
