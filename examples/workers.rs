@@ -1,15 +1,16 @@
 //! Background workers that loop until shutdown, a metrics flusher that flushes once
-//! more on the way out, and a bounded drain: `cargo run --example workers`, then press
-//! Ctrl-C.
+//! more on the way out, and a bounded drain, all in `serve::run`: `cargo run --example
+//! workers`, then press Ctrl-C.
 //!
 //! `RUN_MS=500 cargo run --example workers` stops on its own after 500 ms, as if Ctrl-C
 //! had been pressed. Waiting for a job is cut short by the shutdown; a job once started
 //! runs to completion. When the workers have stopped, the flusher records their last
-//! jobs and flushes a final time. The drain is bounded by `GRACE_MS` (default 5000):
-//! the exit code is 0 when everything stopped, 1 when some task did not (the report
-//! names it). Add `--stubborn` for a worker that ignores the shutdown, to see that
-//! report. A second Ctrl-C exits at once with 130.
+//! jobs and flushes a final time. The drain is bounded by `GRACE_MS` (default 10000,
+//! `serve::run`'s): the exit code is 0 when everything stopped, 1 when some task did
+//! not (the report names it). Add `--stubborn` for a worker that ignores the shutdown,
+//! to see that report. A second Ctrl-C exits at once with 130.
 
+use std::cell::OnceCell;
 use std::io::{self, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use smol::channel::{self, Receiver, Sender};
 use smol::stream::StreamExt as _;
 use smol::Timer;
-use smol_graceful::{signal, Group, Shutdown};
+use smol_graceful::{serve, Group, Shutdown};
 
 /// How many workers take jobs.
 const WORKERS: u64 = 4;
@@ -31,12 +32,14 @@ struct Done {
 }
 
 fn main() -> ExitCode {
-    // The library logs the signals it receives; `RUST_LOG` picks the level (`info` by
-    // default). env_logger ignores write errors, so a dead stderr cannot stop the drain.
+    // The library logs the signals it receives and the stragglers; `RUST_LOG` picks the
+    // level (`info` by default). env_logger ignores write errors, so a dead stderr
+    // cannot stop the drain.
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .try_init();
+    // `serve::run` reads `GRACE_MS` itself; it is read here too, to be printed.
     let (run_for, grace) = match (env_ms("RUN_MS"), env_ms("GRACE_MS")) {
-        (Ok(run_for), Ok(grace)) => (run_for, grace.unwrap_or(Duration::from_secs(5))),
+        (Ok(run_for), Ok(grace)) => (run_for, grace.unwrap_or(Duration::from_secs(10))),
         (Err(name), _) | (_, Err(name)) => {
             complain(format_args!(
                 "workers: {name} must be a number of milliseconds"
@@ -45,107 +48,72 @@ fn main() -> ExitCode {
         }
     };
     let stubborn = std::env::args().skip(1).any(|arg| arg == "--stubborn");
-    let code = smol::block_on(run(run_for, grace, stubborn));
-    // The signal watcher logs on a thread of its own: let it finish.
-    signal::flush_log(Duration::from_millis(100));
-    code
-}
+    // Set by the service as it returns: the group, and when its drain started.
+    let draining = &OnceCell::<(Group, Instant)>::new();
 
-async fn run(run_for: Option<Duration>, grace: Duration, stubborn: bool) -> ExitCode {
-    let shutdown = Shutdown::new();
-    // The handlers go in first, before anything that can take time: until they are
-    // installed, a SIGTERM kills the process with the default action and nothing is
-    // drained. The first Ctrl-C / SIGTERM triggers `shutdown`; a second one exits at
-    // once. The watcher is detached on smol's global executor, so it lives as long as
-    // the process.
-    match signal::watch(&shutdown) {
-        Ok(watcher) => smol::spawn(watcher).detach(),
-        Err(e) => {
-            complain(format_args!("workers: cannot watch signals: {e}"));
-            return ExitCode::from(2);
+    // `run` watches SIGINT/SIGTERM (a second one exits with 128 + signo), runs this
+    // service, triggers the shutdown when it returns, drains `group` within `GRACE_MS`
+    // and returns the exit code. Every task holds a named guard of `group`, so the
+    // drain can name a task that does not stop.
+    let code = smol::block_on(serve::run(|shutdown, group| async move {
+        let (done_tx, done_rx) = channel::unbounded();
+        for id in 0..WORKERS {
+            let worker = worker(id, shutdown.clone(), done_tx.clone());
+            smol::spawn(group.add_named(format!("worker {id}"))?.track(worker)).detach();
         }
-    }
-    if let Some(run_for) = run_for {
-        // Stands in for the Ctrl-C, so the example can run unattended.
-        let shutdown = shutdown.clone();
-        smol::spawn(async move {
-            Timer::after(run_for).await;
-            shutdown.trigger();
-        })
-        .detach();
-    }
+        if stubborn {
+            let never_stops = async {
+                loop {
+                    // Never looks at the shutdown.
+                    Timer::after(Duration::from_millis(10)).await;
+                }
+            };
+            smol::spawn(group.add_named("stubborn worker")?.track(never_stops)).detach();
+        }
+        // Only the workers hold senders now: the flusher's channel closes when they stop.
+        drop(done_tx);
+        let flusher = flusher(done_rx);
+        smol::spawn(group.add_named("metrics flusher")?.track(flusher)).detach();
 
-    // Every task holds a named guard of this group, so the drain can name a
-    // task that does not stop.
-    let group = Group::new();
-    let (done_tx, done_rx) = channel::unbounded();
-    for id in 0..WORKERS {
-        let guard = group
-            .add_named(format!("worker {id}"))
-            .expect("group is open");
-        let worker = worker(id, shutdown.clone(), done_tx.clone());
-        smol::spawn(async move {
-            let _guard = guard;
-            worker.await;
-        })
-        .detach();
-    }
-    if stubborn {
-        let guard = group.add_named("stubborn worker").expect("group is open");
-        smol::spawn(async move {
-            let _guard = guard;
-            loop {
-                // Never looks at the shutdown.
-                Timer::after(Duration::from_millis(10)).await;
+        let tasks = group.len();
+        match run_for {
+            Some(run_for) => {
+                say(format_args!(
+                    "running {tasks} tasks; stopping by itself after {} ms (or on Ctrl-C)",
+                    run_for.as_millis()
+                ));
+                // Stands in for the Ctrl-C (if none came first), so the example can
+                // run unattended.
+                let _ = shutdown.run_until_triggered(Timer::after(run_for)).await;
+                shutdown.trigger();
             }
-        })
-        .detach();
-    }
-    // Only the workers hold senders now: the flusher's channel closes when they stop.
-    drop(done_tx);
-    let guard = group.add_named("metrics flusher").expect("group is open");
-    smol::spawn(async move {
-        let _guard = guard;
-        flusher(done_rx).await;
-    })
-    .detach();
-
-    match run_for {
-        Some(run_for) => say(format_args!(
-            "running {} tasks; stopping by itself after {} ms (or on Ctrl-C)",
-            group.len(),
-            run_for.as_millis()
-        )),
-        None => say(format_args!(
-            "running {} tasks; press Ctrl-C to stop",
-            group.len()
-        )),
-    }
-
-    shutdown.triggered().await;
-    let reason = shutdown.reason().expect("triggered");
-    say(format_args!(
-        "shutdown: {reason}; draining {} tasks (grace {} ms)",
-        group.len(),
-        grace.as_millis()
-    ));
-    let started = Instant::now();
-    match group.wait_timeout(grace).await {
-        Ok(()) => {
-            say(format_args!(
-                "drained in {} ms: every task stopped",
-                started.elapsed().as_millis()
-            ));
-            ExitCode::SUCCESS
+            None => say(format_args!("running {tasks} tasks; press Ctrl-C to stop")),
         }
-        Err(stragglers) => {
+        shutdown.triggered().await;
+        let reason = shutdown.reason().expect("triggered");
+        say(format_args!(
+            "shutdown: {reason}; draining {} tasks (grace {} ms)",
+            group.len(),
+            grace.as_millis()
+        ));
+        let _ = draining.set((group, Instant::now()));
+        Ok(()) // `run` drains the group.
+    }));
+
+    // `run` logged the stragglers, if any, on stderr; the outcome is printed here too.
+    if let Some((group, started)) = draining.get() {
+        if code == ExitCode::SUCCESS {
+            let took = started.elapsed().as_millis();
+            say(format_args!("drained in {took} ms: every task stopped"));
+        } else if code == ExitCode::from(1) {
+            let stragglers = group.stragglers();
             say(format_args!(
                 "gave up after {} ms: {stragglers}",
                 grace.as_millis()
             ));
-            ExitCode::from(1)
         }
     }
+    code
 }
 
 /// Takes jobs until the shutdown, and reports each finished one to the flusher.
@@ -212,11 +180,14 @@ async fn flusher(done: Receiver<Done>) {
     ));
 }
 
-/// Reads `name` as milliseconds: `Ok(None)` if unset, `Err(name)` if not a number.
+/// Reads `name` as milliseconds, as `serve::run` reads `GRACE_MS`: `Ok(None)` if
+/// unset, `Err(name)` if not a number.
 fn env_ms(name: &'static str) -> Result<Option<Duration>, &'static str> {
     match std::env::var(name) {
-        Err(_) => Ok(None),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(name),
         Ok(ms) => ms
+            .trim()
             .parse()
             .map(|ms| Some(Duration::from_millis(ms)))
             .map_err(|_| name),

@@ -89,6 +89,8 @@ fn workers_example_stops_after_run_ms_drains_and_exits_0() {
         .find(|line| line.starts_with("shutdown:"))
         .expect("a shutdown line");
     assert!(shutdown.starts_with("shutdown: requested"), "{shutdown}");
+    // The grace it prints is `serve::run`'s default, the one that bounds the drain.
+    assert!(shutdown.ends_with("(grace 10000 ms)"), "{shutdown}");
     assert_workers_stopped_and_flushed(&stdout);
 }
 
@@ -130,6 +132,11 @@ fn workers_example_names_a_stubborn_worker_and_exits_1() {
     let report = stdout[gave_up..].join("\n");
     assert!(report.contains("1 task still running"), "{report}");
     assert!(report.contains("stubborn worker"), "{report}");
+    // `serve::run` logged the same straggler on stderr.
+    assert!(
+        stderr.contains("gave up after 300 ms") && stderr.contains("stubborn worker"),
+        "{stderr}"
+    );
     // The well-behaved workers still stopped, and the flusher still flushed.
     assert!(
         stdout.iter().any(|l| l.starts_with("flush (final):")),
@@ -142,6 +149,24 @@ fn workers_example_names_a_stubborn_worker_and_exits_1() {
             "{stdout:#?}"
         );
     }
+}
+
+#[test]
+fn workers_example_exits_130_on_a_second_sigint_during_the_drain() {
+    // The stubborn worker keeps the drain going (GRACE_MS 10 s) until the second signal.
+    let mut example = start(
+        example_command("workers")
+            .arg("--stubborn")
+            .env_remove("RUN_MS")
+            .env("GRACE_MS", "10000"),
+    );
+    example.expect_line("running 6 tasks");
+    example.signal("INT");
+    example.expect_line("shutdown: signal SIGINT");
+    example.expect_line("flush (final):");
+    example.signal("INT");
+    let status = example.wait_exit(LIMIT);
+    assert_eq!(status.code(), Some(130), "{status}");
 }
 
 #[test]
