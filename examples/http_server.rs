@@ -23,7 +23,9 @@
 //!
 //! Each connection is served by hyper and watched with `smol_graceful::hyper::watch`,
 //! which calls hyper's `graceful_shutdown` when the drain starts and counts the
-//! connection in a `Group`, named after its peer, until it ends.
+//! connection in a `Group`, named after its peer, until it ends. `main` is
+//! `smol_graceful::serve::run` around the service: the signals, the drain within
+//! `GRACE_MS` and the exit code are its; past the grace, `main` drops the stragglers.
 //!
 //! Socket activation: when a service manager hands over a listening socket as fd 3
 //! (`LISTEN_FDS=1`, and `LISTEN_PID` this process or unset: systemd's `.socket` units,
@@ -39,6 +41,7 @@
 
 use std::convert::Infallible;
 use std::io::{self, Write as _};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -48,73 +51,69 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use smol::net::TcpListener;
 use smol::Timer;
-use smol_graceful::{signal, Group, Shutdown};
+use smol_graceful::{serve, Group, Shutdown};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-/// The settings from the environment.
+/// The settings from the environment (`serve::run` reads `GRACE_MS`).
 struct Settings {
-    grace: Duration,
     drain_delay: Duration,
     header_timeout: Duration,
 }
 
 impl Settings {
-    /// `Err(name)` names a setting that is not a number.
-    fn from_env() -> Result<Settings, &'static str> {
-        let ten_s = Duration::from_secs(10);
+    fn from_env() -> io::Result<Settings> {
         Ok(Settings {
-            grace: env_ms("GRACE_MS")?.unwrap_or(ten_s),
             drain_delay: env_ms("DRAIN_DELAY_MS")?.unwrap_or_default(),
-            header_timeout: env_ms("HEADER_TIMEOUT_MS")?.unwrap_or(ten_s),
+            header_timeout: env_ms("HEADER_TIMEOUT_MS")?.unwrap_or(Duration::from_secs(10)),
         })
     }
 }
 
-fn main() {
+fn main() -> ExitCode {
     // `RUST_LOG` sets the level (`info` by default). env_logger ignores write errors:
     // with stderr gone (`2>/dev/full`, a dead log pipe) the server keeps serving.
     let env = env_logger::Env::default().default_filter_or("info");
     let _ = env_logger::Builder::from_env(env).try_init();
-
     let addr = std::env::args().nth(1);
     let addr = addr.as_deref().unwrap_or("127.0.0.1:8080");
-    match Settings::from_env() {
-        Ok(settings) => exit(smol::block_on(run(addr, settings))),
-        Err(name) => {
-            log::error!("{name} must be a number of milliseconds");
-            exit(2);
+
+    // `run` installs the signal handlers before `serve` binds anything, runs it, drains
+    // the connections for GRACE_MS (naming the stragglers) and returns the exit code:
+    // 0, 1 with stragglers, 2 if it cannot start; a second signal exits with 128 + signo.
+    // `forced` then drops the stragglers, whose group `connections` keeps.
+    let (forced, mut connections) = (Shutdown::new(), None);
+    let code = smol::block_on(serve::run(|shutdown, group| {
+        connections = Some(group.clone());
+        serve(addr, shutdown, group, forced.clone())
+    }));
+    match connections {
+        _ if code == ExitCode::SUCCESS => say(format_args!("drained, exiting")),
+        Some(group) if code == ExitCode::from(1) => {
+            say(format_args!("grace period over, exiting with stragglers"));
+            // Grace, then force (as `TaskSet::join_timeout`, `abort`, `join`): drop
+            // the connections still open, so that each closes now, and see them go.
+            let open = group.len();
+            forced.trigger();
+            match smol::block_on(group.wait_timeout(Duration::from_millis(500))) {
+                Ok(()) => say(format_args!("closed the {open} connection(s) still open")),
+                Err(left) => log::error!("still open after being closed: {left}"),
+            }
         }
+        _ => {}
     }
+    code
 }
 
-/// Serves on `addr` until a signal, drains, and returns the exit code.
-async fn run(addr: &str, settings: Settings) -> i32 {
-    // The handlers go in first, before anything that can take time (resolving and
-    // binding the address): until they are installed, a SIGTERM kills the process with
-    // the default action and nothing is drained. The first SIGINT/SIGTERM triggers
-    // `shutdown`; a second one exits at once with 128 + signo. A detached task on
-    // smol's global executor lives until the process exits, which keeps the handlers
-    // installed.
-    let shutdown = Shutdown::new();
-    match signal::watch(&shutdown) {
-        Ok(watcher) => smol::spawn(watcher).detach(),
-        Err(e) => {
-            log::error!("cannot watch signals: {e}");
-            return 2;
-        }
-    }
+/// The service: serves on `addr` until the signal and then for the drain delay, and
+/// returns once the listener is closed; `serve::run` then drains `group`. `forced`
+/// drops the connections still open.
+async fn serve(addr: &str, shutdown: Shutdown, group: Group, forced: Shutdown) -> io::Result<()> {
+    let settings = Settings::from_env()?;
     say(format_args!(
         "starting (pid {}): Ctrl-C or SIGTERM drains, a second one exits at once",
         std::process::id()
     ));
-
-    let (local, listener) = match listen(addr).await {
-        Ok(bound) => bound,
-        Err(e) => {
-            log::error!("{e}");
-            return 2;
-        }
-    };
+    let (local, listener) = listen(addr).await.map_err(io::Error::other)?;
     say(format_args!("listening on http://{local}"));
     #[cfg(feature = "systemd")]
     {
@@ -129,28 +128,53 @@ async fn run(addr: &str, settings: Settings) -> i32 {
 
     // `shutdown` (the signal) turns /healthz to 503; `draining`, triggered after the
     // drain delay, stops accepting and closes the connections gracefully.
-    // `forced`, triggered when the grace runs out, drops the connections still open.
-    let (group, draining, forced) = (Group::new(), Shutdown::new(), Shutdown::new());
+    let draining = Shutdown::new();
     let acceptor = smol::spawn(accept(
         listener,
         group.clone(),
         shutdown.clone(),
-        [draining.clone(), forced.clone()],
+        [draining.clone(), forced],
         settings.header_timeout,
     ));
-    // Waits for the signal (and with `systemd`, then sends STOPPING=1).
+    // Waits for the signal (and with `systemd`, then sends STOPPING=1, and
+    // EXTEND_TIMEOUT_USEC now and every 5 s until the exit, so that the unit's
+    // TimeoutStopSec does not cut a drain that GRACE_MS still allows).
     #[cfg(not(feature = "systemd"))]
     shutdown.triggered().await;
     #[cfg(feature = "systemd")]
-    if let Err(e) = smol_graceful::systemd::notify_on_shutdown(&shutdown).await {
-        log::warn!("{e}");
+    {
+        use smol_graceful::systemd;
+        if let Err(e) = systemd::notify_on_shutdown(&shutdown).await {
+            log::warn!("{e}");
+        }
+        let until_exit = std::future::pending::<()>();
+        smol::spawn(systemd::extend_timeout_while(
+            Duration::from_secs(10),
+            until_exit,
+        ))
+        .detach();
     }
-    let stop = stop(&shutdown, &settings, [draining, forced], acceptor, &group);
-    // With `systemd`: EXTEND_TIMEOUT_USEC now and every 5 s until the drain ends, so
-    // that the unit's TimeoutStopSec does not cut a drain that GRACE_MS still allows.
-    #[cfg(feature = "systemd")]
-    let stop = smol_graceful::systemd::extend_timeout_while(Duration::from_secs(10), stop);
-    stop.await
+    let reason = shutdown
+        .reason()
+        .map_or("unknown".into(), |r| r.to_string());
+    if !settings.drain_delay.is_zero() {
+        // Still serving, but /healthz says 503: time for the load balancer to notice.
+        say(format_args!(
+            "{reason}: serving {} ms more before draining",
+            settings.drain_delay.as_millis()
+        ));
+        Timer::after(settings.drain_delay).await;
+    }
+    draining.trigger();
+    // The acceptor returns once it has dropped the listener: from here on, new
+    // connections are refused (or, on a socket from a service manager, left queued for
+    // the next instance).
+    acceptor.await;
+    say(format_args!(
+        "shutdown: {reason}; draining {} connection(s)",
+        group.len()
+    ));
+    Ok(())
 }
 
 /// The listening socket: the one a service manager handed over (socket activation), or
@@ -175,59 +199,6 @@ async fn listen(addr: &str) -> Result<(std::net::SocketAddr, TcpListener), Strin
     match listener.local_addr() {
         Ok(local) => Ok((local, listener)),
         Err(e) => Err(format!("cannot listen on {addr}: {e}")),
-    }
-}
-
-/// After the signal: the drain delay, then stop accepting and drain; past the grace,
-/// force the connections still open closed; returns the exit code.
-async fn stop(
-    shutdown: &Shutdown,
-    settings: &Settings,
-    [draining, forced]: [Shutdown; 2],
-    acceptor: smol::Task<()>,
-    group: &Group,
-) -> i32 {
-    let reason = shutdown
-        .reason()
-        .map_or("unknown".into(), |r| r.to_string());
-    if !settings.drain_delay.is_zero() {
-        // Still serving, but /healthz says 503: time for the load balancer to notice.
-        say(format_args!(
-            "{reason}: serving {} ms more before draining",
-            settings.drain_delay.as_millis()
-        ));
-        Timer::after(settings.drain_delay).await;
-    }
-    draining.trigger();
-    // The acceptor returns once it has dropped the listener: from here on, new
-    // connections are refused (or, on a socket from a service manager, left queued for
-    // the next instance).
-    acceptor.await;
-    say(format_args!(
-        "shutdown: {reason}; draining {} connection(s)",
-        group.len()
-    ));
-    match group.wait_timeout(settings.grace).await {
-        Ok(()) => {
-            say(format_args!("drained, exiting"));
-            0
-        }
-        Err(stragglers) => {
-            say(format_args!("grace period over, exiting with stragglers"));
-            let grace = settings.grace.as_millis();
-            log::error!("gave up after {grace} ms: {stragglers}");
-            // Grace, then force (as `TaskSet::join_timeout`, `abort`, `join`): drop
-            // the connections still open, so that each closes now, and see them go.
-            forced.trigger();
-            match group.wait_timeout(Duration::from_millis(500)).await {
-                Ok(()) => say(format_args!(
-                    "closed the {} connection(s) still open",
-                    stragglers.count()
-                )),
-                Err(left) => log::error!("still open after being closed: {left}"),
-            }
-            1
-        }
     }
 }
 
@@ -379,22 +350,16 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
-/// Reads `name` as milliseconds: `Ok(None)` if unset, `Err(name)` if not a number.
-fn env_ms(name: &'static str) -> Result<Option<Duration>, &'static str> {
+/// Reads `name` as milliseconds: `Ok(None)` if unset, an error if not a number.
+fn env_ms(name: &str) -> io::Result<Option<Duration>> {
     match std::env::var(name) {
         Err(_) => Ok(None),
         Ok(ms) => ms
             .parse()
             .map(|ms| Some(Duration::from_millis(ms)))
-            .map_err(|_| name),
+            .map_err(|_| {
+                let message = format!("{name} must be a number of milliseconds, not {ms:?}");
+                io::Error::new(io::ErrorKind::InvalidInput, message)
+            }),
     }
-}
-
-/// Flushes what is buffered, then exits with `code`.
-fn exit(code: i32) -> ! {
-    // The signal watcher logs on a thread of its own: let it finish.
-    signal::flush_log(Duration::from_millis(100));
-    let _ = io::stdout().flush();
-    log::logger().flush();
-    std::process::exit(code)
 }
