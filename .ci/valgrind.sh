@@ -4,8 +4,8 @@
 # when SIGTERM arrives) and checks that it exits 0 with no memory error and nothing
 # definitely lost.
 #
-# The signal watcher is a detached task and the example leaves through
-# `std::process::exit`, so "still reachable" (and thread-stack "possibly lost")
+# The example returns from `main` while smol's global executor and blocking pool
+# threads still run, so "still reachable" (and thread-stack "possibly lost")
 # blocks are expected; only "definitely lost" and memcheck errors fail the run
 # (`--errors-for-leak-kinds=definite --error-exitcode=99`). Every wait is bounded:
 # valgrind makes the server ~20-50x slower, so the bounds are generous.

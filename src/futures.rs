@@ -16,12 +16,13 @@
 #![cfg_attr(
     feature = "smol",
     doc = "| [`WaitTimeout`] | [`Group::wait_timeout`](crate::Group::wait_timeout), [`Group::wait_deadline`](crate::Group::wait_deadline) |",
+    doc = "| [`Progress`] (a stream) | [`Group::progress`](crate::Group::progress) |",
     doc = "| [`Join`], [`JoinNext`], [`JoinTimeout`], [`Ready`] | [`TaskSet::join`](crate::TaskSet::join), [`TaskSet::join_next`](crate::TaskSet::join_next), [`TaskSet::join_timeout`](crate::TaskSet::join_timeout), [`TaskSet::ready`](crate::TaskSet::ready) |",
     doc = "| [`TrackedTask`] | [`TaskSet::track`](crate::TaskSet::track), [`TaskBuilder::track`](crate::TaskBuilder::track) |"
 )]
 
 #[cfg(feature = "smol")]
-pub use crate::group::WaitTimeout;
+pub use crate::group::{Progress, WaitTimeout};
 pub use crate::group::{Tracked, Wait, WaitOwned};
 pub use crate::shutdown::{RunUntilTriggered, Triggered, TriggeredOwned};
 #[cfg(feature = "smol")]

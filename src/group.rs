@@ -13,6 +13,8 @@
 
 mod count;
 #[cfg(feature = "smol")]
+mod progress;
+#[cfg(feature = "smol")]
 mod spawn;
 mod wait;
 
@@ -30,6 +32,8 @@ use pin_project_lite::pin_project;
 use crate::stragglers::Stragglers;
 use crate::sync::Arc;
 use count::{check_count, Count, Token};
+#[cfg(feature = "smol")]
+pub use progress::Progress;
 use wait::Shared;
 #[cfg(feature = "smol")]
 pub use wait::WaitTimeout;

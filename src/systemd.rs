@@ -110,12 +110,13 @@ const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// One notification.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Message {
     Ready,
     Stopping,
     ExtendTimeout(Duration),
     Watchdog,
+    Status(String),
 }
 
 impl fmt::Display for Message {
@@ -130,6 +131,7 @@ impl fmt::Display for Message {
                 u64::try_from(by.as_micros()).unwrap_or(u64::MAX)
             ),
             Message::Watchdog => f.write_str("WATCHDOG=1"),
+            Message::Status(text) => write!(f, "STATUS={text}"),
         }
     }
 }
@@ -166,6 +168,7 @@ fn send(message: Message) -> io::Result<()> {
         Message::Ready => NotifyState::Ready,
         Message::Stopping => NotifyState::Stopping,
         Message::Watchdog => NotifyState::Watchdog,
+        Message::Status(ref text) => NotifyState::Status(text),
         // sd-notify's `ExtendTimeoutUsec` holds a u32 (71 minutes at most).
         Message::ExtendTimeout(_) => {
             text = message.to_string();
@@ -242,6 +245,26 @@ pub fn ready() -> io::Result<()> {
 #[cfg_attr(docsrs, doc(cfg(feature = "systemd")))]
 pub fn stopping() -> io::Result<()> {
     send(Message::Stopping)
+}
+
+/// Tells the service manager what the service is doing, for `systemctl
+/// status`: `STATUS=text` (one line; a newline in `text` is sent as a
+/// space). [`serve::run`](crate::serve::run) sends the drain's progress
+/// this way each second. Sends in place, as [`ready`] does.
+///
+/// # Errors
+///
+/// As for [`ready`].
+///
+/// # Examples
+///
+/// ```
+/// smol_graceful::systemd::status("draining: 2 connection(s) left")?;
+/// # std::io::Result::Ok(())
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "systemd")))]
+pub fn status(text: &str) -> io::Result<()> {
+    send(Message::Status(text.replace('\n', " ")))
 }
 
 /// Asks the service manager for `by` more time: `EXTEND_TIMEOUT_USEC`.
@@ -360,7 +383,7 @@ pub async fn extend_timeout_while<F: Future>(by: Duration, future: F) -> F::Outp
 async fn repeat<T>(message: Message, interval: Duration) -> T {
     let mut failing = false;
     loop {
-        match send_unblocked(message).await {
+        match send_unblocked(message.clone()).await {
             Ok(()) if failing => {
                 failing = false;
                 log::info!("systemd: {message} sent again");

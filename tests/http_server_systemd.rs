@@ -145,3 +145,55 @@ fn socket_activated_with_a_watchdog_it_pings_after_ready_and_drains() {
         "{after:#?}"
     );
 }
+
+/// A drain you can watch: two 3.5 s requests in flight at the signal; the log
+/// says what is left once a second, naming a connection by its peer address, and
+/// systemd gets the same line as `STATUS=` (what `systemctl status` shows).
+#[test]
+fn a_long_drain_reports_its_progress_in_the_log_and_to_systemd() {
+    let manager = Manager::bind("http-progress");
+    let server = Server::start_command(&mut command(&manager.path));
+    manager.expect("READY=1");
+    let mut clients = [
+        in_flight(&server, "/slow?ms=3500"),
+        in_flight(&server, "/slow?ms=3500"),
+    ];
+    let peers: Vec<String> = clients
+        .iter()
+        .map(|c| format!("connection {}", c.local_addr()))
+        .collect();
+    server.signal("TERM");
+    manager.expect("STOPPING=1");
+    for client in &mut clients {
+        let response = client.receive().expect("the in-flight request is answered");
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+    let (status, _, stderr) = server.finish(STEP);
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    let progress: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("draining: 2 left"))
+        .collect();
+    assert!(
+        progress.len() >= 2,
+        "fewer than two progress lines: {stderr}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|l| peers.iter().any(|p| l.contains(p.as_str()))),
+        "no progress line names a connection by its peer {peers:?}: {stderr}"
+    );
+    let statuses: Vec<String> = manager
+        .queued()
+        .into_iter()
+        .filter(|m| m.starts_with("STATUS=draining: 2 left"))
+        .collect();
+    assert!(!statuses.is_empty(), "no STATUS= while draining");
+    assert!(
+        statuses
+            .iter()
+            .any(|s| peers.iter().any(|p| s.contains(p.as_str()))),
+        "{statuses:#?}"
+    );
+}

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use smol::future;
 
+use smol::stream::StreamExt as _;
+
 use crate::group::Group;
 use crate::shutdown::{Reason, Shutdown};
 use crate::signal;
+use crate::stragglers::Stragglers;
 
 /// The drain's default bound when `GRACE_MS` is not set.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -28,9 +31,13 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 ///    [`Group::spawn`](crate::Group::spawn) or guards), and returns once it
 ///    has stopped taking new work; when it returns, `shutdown` is triggered
 ///    if it was not, so background work stops too;
-/// 3. drains: waits for `group` for at most `GRACE_MS` milliseconds (an
-///    environment variable; 10 s when unset), and logs the stragglers by
-///    name at warn level if some remain;
+/// 3. drains: logs at info level what is still running when the service
+///    has returned (`draining: 2 left, oldest 3.1 s: connection
+///    127.0.0.1:52666 (and 1 more)`), then once a second while the drain
+///    lasts (with the `systemd` feature, also as `STATUS=`, shown by
+///    `systemctl status`); waits for `group` for at most `GRACE_MS`
+///    milliseconds (an environment variable; 10 s when unset), and logs the
+///    stragglers by name at warn level if some remain;
 /// 4. flushes the signal log ([`signal::flush_log`]), so that "received
 ///    SIGTERM" is not lost, and returns the exit code.
 ///
@@ -116,12 +123,22 @@ where
             true
         }
     };
+    if !group.is_empty() {
+        log::info!("draining: {}", summary(&group.stragglers()));
+    }
+    let progress = async {
+        let mut progress = group.progress(PROGRESS_EVERY);
+        while let Some(left) = progress.next().await {
+            report_progress(&left);
+        }
+        future::pending().await
+    };
     let drained = future::or(
         async {
             (&mut watcher).await;
             Ok(())
         },
-        group.wait_timeout(grace),
+        future::or(group.wait_timeout(grace), progress),
     )
     .await;
     match drained {
@@ -131,6 +148,36 @@ where
             log::warn!("gave up after {} ms: {stragglers}", grace.as_millis());
             1
         }
+    }
+}
+
+/// How often a drain reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// One line on what is left: how many, and the oldest named one.
+fn summary(left: &Stragglers) -> String {
+    let count = left.count();
+    match left.named().first() {
+        Some(oldest) => {
+            let age = oldest.age().as_secs_f64();
+            let more = match count - 1 {
+                0 => String::new(),
+                more => format!(" (and {more} more)"),
+            };
+            format!("{count} left, oldest {age:.1} s: {}{more}", oldest.name())
+        }
+        None => format!("{count} left"),
+    }
+}
+
+/// A progress line in the log and, with the `systemd` feature, in the
+/// unit's status.
+fn report_progress(left: &Stragglers) {
+    let line = format!("draining: {}", summary(left));
+    log::info!("{line}");
+    #[cfg(feature = "systemd")]
+    if let Err(e) = crate::systemd::status(&line) {
+        log::debug!("{e}");
     }
 }
 
