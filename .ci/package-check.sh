@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 list=$(cargo package --list --allow-dirty --quiet)
 
 # One extended regex per allowed kind of file.
-allowed='^(Cargo\.toml|Cargo\.toml\.orig|Cargo\.lock|\.cargo_vcs_info\.json|README\.md|CHANGELOG\.md|benches/README\.md|benches/[A-Za-z0-9_]+\.sh|LICENSE[-A-Za-z0-9.]*|src/([A-Za-z0-9_]+/)*[A-Za-z0-9_]+\.rs|tests/([A-Za-z0-9_]+/)*[A-Za-z0-9_]+\.rs|examples/[A-Za-z0-9_]+\.rs|benches/([A-Za-z0-9_]+/)*[A-Za-z0-9_]+\.rs)$'
+allowed='^(Cargo\.toml|Cargo\.toml\.orig|Cargo\.lock|\.cargo_vcs_info\.json|README\.md|CHANGELOG\.md|benches/README\.md|docs/[A-Za-z0-9_]+\.md|benches/[A-Za-z0-9_]+\.sh|LICENSE[-A-Za-z0-9.]*|src/([A-Za-z0-9_]+/)*[A-Za-z0-9_]+\.rs|tests/([A-Za-z0-9_]+/)*[A-Za-z0-9_]+\.rs|examples/[A-Za-z0-9_]+\.rs|benches/([A-Za-z0-9_]+/)*[A-Za-z0-9_]+\.rs)$'
 
 stray=$(grep -Ev "$allowed" <<<"$list" || true)
 if [ -n "$stray" ]; then

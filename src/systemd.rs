@@ -249,7 +249,7 @@ pub fn stopping() -> io::Result<()> {
 
 /// Tells the service manager what the service is doing, for `systemctl
 /// status`: `STATUS=text` (one line; a newline in `text` is sent as a
-/// space). [`serve::run`](crate::serve::run) sends the drain's progress
+/// space). `serve::run` (features `signal` and `smol`) sends the drain's progress
 /// this way each second. Sends in place, as [`ready`] does.
 ///
 /// # Errors
