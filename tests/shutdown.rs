@@ -433,3 +433,38 @@ fn a_deadline_scope_triggers_itself_and_never_its_parent() {
     let past = Shutdown::new().child_with_deadline(Instant::now());
     common::run_bounded(past.triggered());
 }
+
+/// A scope dropped untriggered drops its callbacks (and so a deadline scope's
+/// timer) with it: nothing runs, and a callback whose handle is gone too is
+/// dropped at once.
+#[test]
+fn a_dropped_scope_drops_its_callbacks_unrun() {
+    struct DropFlag(mpsc::Sender<&'static str>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            let _ = self.0.send("dropped");
+        }
+    }
+    let root = Shutdown::new();
+    let scope = root.child();
+    let (events, seen) = mpsc::channel();
+    let flag = DropFlag(events.clone());
+    // The handle is dropped at once, as `child_with_deadline` drops its
+    // timer's: then the scope alone holds the callback.
+    drop(scope.after_trigger(move || {
+        let _flag = &flag;
+        events.send("ran").unwrap();
+    }));
+    let kept = scope.after_trigger(|| unreachable!("its scope was dropped"));
+    drop(scope);
+    assert_eq!(seen.recv_timeout(common::LIMIT).unwrap(), "dropped");
+    root.trigger();
+    assert!(
+        seen.recv_timeout(Duration::from_millis(50)).is_err(),
+        "it never runs"
+    );
+    assert!(
+        kept.stop(),
+        "a callback whose scope died never ran: stop says so"
+    );
+}

@@ -42,6 +42,7 @@ pub const SETS: &[&Spec] = &[
     &task_set::JOIN_NEXT_10K,
     &task_set::ABORT_10K,
     &broadcast::SHUTDOWN_TRIGGER_1K,
+    &broadcast::SHUTDOWN_TRIGGER_AFTER_1K,
     &broadcast::SHUTDOWN_TRIGGER_10K,
     &broadcast::SHUTDOWN_TRIGGER_100K,
     &broadcast::SUBSCRIBE_1K,

@@ -8,6 +8,8 @@ use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smol::LocalExecutor;
@@ -62,6 +64,18 @@ trigger_rows!(
     SHUTDOWN_TRIGGER_100K,
     CT_CANCEL_100K
 );
+
+pub static SHUTDOWN_TRIGGER_AFTER_1K: Spec = Spec::new(
+    "shutdown_trigger_after_1k",
+    1,
+    "one Shutdown::trigger, until all 1,000 callbacks registered with \
+     after_trigger have run (each on smol's blocking pool, as the API promises; \
+     the last one unparks the timing thread; registering is not timed). No \
+     target: tokio-util has no AfterFunc; shutdown_trigger_1k is the same \
+     trigger reaching 1,000 waiting tasks instead",
+    shutdown_trigger_after::<1_000>,
+)
+.against(&[vs(&SHUTDOWN_TRIGGER_1K)]);
 
 pub static SUBSCRIBE_1K: Spec = Spec::new(
     "subscribe_1k",
@@ -150,6 +164,35 @@ fn shutdown_trigger<const N: usize>(_: &Fixtures) -> Body {
                 s.trigger();
             },
         )
+    })
+}
+
+fn shutdown_trigger_after<const N: usize>(_: &Fixtures) -> Body {
+    body(move |n| {
+        let mut total = Duration::ZERO;
+        for _ in 0..n {
+            let shutdown = Shutdown::new();
+            let left = Arc::new(AtomicUsize::new(N));
+            let me = std::thread::current();
+            for _ in 0..N {
+                let (left, me) = (Arc::clone(&left), me.clone());
+                shutdown.after_trigger(move || {
+                    // AcqRel: the last callback's decrement is seen by the
+                    // timing thread's Acquire load after it unparks.
+                    if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        me.unpark();
+                    }
+                });
+            }
+            let start = Instant::now();
+            shutdown.trigger();
+            // Acquire: pairs with the callbacks' AcqRel decrements.
+            while left.load(Ordering::Acquire) != 0 {
+                std::thread::park();
+            }
+            total += start.elapsed();
+        }
+        total
     })
 }
 
