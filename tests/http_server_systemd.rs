@@ -170,6 +170,10 @@ fn a_long_drain_reports_its_progress_in_the_log_and_to_systemd() {
     }
     let (status, _, stderr) = server.finish(STEP);
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        stderr.contains("shutting down: 2 left, oldest"),
+        "the first line of the drain says what was running: {stderr}"
+    );
     let progress: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("draining: 2 left"))

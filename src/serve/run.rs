@@ -31,9 +31,10 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 ///    [`Group::spawn`](crate::Group::spawn) or guards), and returns once it
 ///    has stopped taking new work; when it returns, `shutdown` is triggered
 ///    if it was not, so background work stops too;
-/// 3. drains: logs at info level what is still running when the service
-///    has returned (`draining: 2 left, oldest 3.1 s: connection
-///    127.0.0.1:52666 (and 1 more)`), then once a second while the drain
+/// 3. drains: logs at info level what was running when the shutdown began
+///    (`shutting down: 2 left, oldest 3.1 s: connection 127.0.0.1:52666 (and
+///    1 more)`), what is still running when the service has returned
+///    (`draining: ...`), then once a second while the drain
 ///    lasts (with the `systemd` feature, also as `STATUS=`, shown by
 ///    `systemctl status`); waits for `group` for at most `GRACE_MS`
 ///    milliseconds (an environment variable; 10 s when unset), and logs the
@@ -104,12 +105,19 @@ where
     };
     let mut watcher = std::pin::pin!(watcher);
     // The watcher never ends on its own: each `or` ends with the other side.
+    // What was running when the shutdown began, said at that moment (the
+    // work may be gone by the time the service returns).
+    let announce = async {
+        shutdown.triggered().await;
+        log::info!("shutting down: {}", summary(&group.stragglers()));
+        future::pending().await
+    };
     let served = future::or(
         async {
             (&mut watcher).await;
             Ok(())
         },
-        service(shutdown.clone(), group.clone()),
+        future::or(service(shutdown.clone(), group.clone()), announce),
     )
     .await;
     let failed = match served {
