@@ -224,6 +224,11 @@ fn sigterm_closes_idle_connections_at_once_finishes_requests_in_progress_and_exi
     let (status, stderr) = server.finish();
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert!(stderr.contains("received SIGTERM"), "stderr: {stderr}");
+    // The first line of the drain says what was running when it began: both.
+    assert!(
+        stderr.contains("shutting down: 2 left, oldest"),
+        "stderr: {stderr}"
+    );
 }
 
 #[test]

@@ -117,7 +117,9 @@ where
             (&mut watcher).await;
             Ok(())
         },
-        future::or(service(shutdown.clone(), group.clone()), announce),
+        // `announce` first: polled before the service in the turn the
+        // trigger wakes both, it speaks before the service can return.
+        future::or(announce, service(shutdown.clone(), group.clone())),
     )
     .await;
     let failed = match served {
