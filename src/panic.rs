@@ -44,7 +44,6 @@ pub(crate) fn isolate<R>(f: impl FnOnce() -> R) -> Option<R> {
 }
 
 /// Drops `value` (user code), ignoring a panic in its `Drop`.
-#[cfg(feature = "smol")]
 pub(crate) fn drop_quietly<V>(value: V) {
     isolate(move || drop(value));
 }

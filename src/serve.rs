@@ -41,7 +41,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_io::{AsyncRead, AsyncWrite};
 use pin_project_lite::pin_project;
@@ -49,6 +49,7 @@ use pin_project_lite::pin_project;
 use crate::futures::TriggeredOwned;
 use crate::group::{Closed, Group, Guard};
 use crate::shutdown::Shutdown;
+use crate::sync::{lock, Mutex};
 
 #[cfg(all(feature = "signal", feature = "smol"))]
 mod run;
@@ -103,8 +104,11 @@ pin_project! {
         #[pin]
         stream: S,
         state: Arc<State>,
-        // Made when a read on an idle connection first has to wait (boxed,
-        // so that the connection is `Unpin` when its stream is).
+        // This handle's count in the group (each clone has its own, so a
+        // `Busy` guard that outlives every handle does not count).
+        _guard: Guard,
+        // Made when a read first has to wait (boxed, so that the connection
+        // is `Unpin` when its stream is).
         triggered: Option<Pin<Box<TriggeredOwned>>>,
     }
 }
@@ -120,7 +124,33 @@ struct State {
     /// its own orderings.
     phase: AtomicU8,
     shutdown: Shutdown,
-    _guard: Guard,
+    /// The waker of a read that waits, woken when a request ends (an
+    /// answer written, a `Busy` dropped) so that it looks again: idle now,
+    /// it ends if the shutdown has triggered. The read parks its waker
+    /// here, then reads the phase; an end stores the phase, then takes the
+    /// waker: the mutex orders the two, so either the read sees the new
+    /// phase or the end finds the waker (no lost wakeup).
+    reader: Mutex<Option<Waker>>,
+}
+
+impl State {
+    /// A request in progress: a `Busy` guard held, or bytes read and no
+    /// answer written yet.
+    fn is_busy(&self) -> bool {
+        // Relaxed: see `phase` and `held`.
+        self.held.load(Ordering::Relaxed) > 0 || self.phase.load(Ordering::Relaxed) == BUSY
+    }
+
+    /// A request ended: the phase becomes `ANSWERED`, and a waiting read
+    /// looks again.
+    fn end_request(&self) {
+        // Relaxed: see `phase`; ordered with the read's check by `reader`.
+        self.phase.store(ANSWERED, Ordering::Relaxed);
+        let reader = lock(&self.reader).take();
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+    }
 }
 
 impl<S> Connection<S> {
@@ -143,11 +173,12 @@ impl<S> Connection<S> {
             phase: AtomicU8::new(IDLE),
             held: AtomicUsize::new(0),
             shutdown: shutdown.clone(),
-            _guard: group.add_named(name)?,
+            reader: Mutex::new(None),
         };
         Ok(Connection {
             stream,
             state: Arc::new(state),
+            _guard: group.add_named(name)?,
             triggered: None,
         })
     }
@@ -178,6 +209,7 @@ impl<S: Clone> Clone for Connection<S> {
         Connection {
             stream: self.stream.clone(),
             state: Arc::clone(&self.state),
+            _guard: self._guard.clone(),
             triggered: None,
         }
     }
@@ -190,31 +222,37 @@ impl<S: AsyncRead> AsyncRead for Connection<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
-        if this.state.held.load(Ordering::Relaxed) > 0 {
-            // A handler holds `busy`: untouched. Relaxed: see `State::held`.
-            this.state.phase.store(BUSY, Ordering::Relaxed);
-            return this.stream.poll_read(cx, buf);
-        }
-        let phase = this.state.phase.load(Ordering::Relaxed); // Relaxed: see `State::phase`
-        if phase != BUSY && this.state.shutdown.is_triggered() {
+        let state = &**this.state;
+        if !state.is_busy() && state.shutdown.is_triggered() {
             // Between requests: no new request is started.
             return Poll::Ready(Ok(0));
         }
         match this.stream.poll_read(cx, buf) {
-            Poll::Ready(Ok(read)) if read > 0 && phase != BUSY => {
-                this.state.phase.store(BUSY, Ordering::Relaxed); // Relaxed: see `State::phase`
+            Poll::Ready(Ok(read)) if read > 0 => {
+                // A request's first byte, or more of it. Relaxed: see
+                // `State::phase`.
+                state.phase.store(BUSY, Ordering::Relaxed);
                 Poll::Ready(Ok(read))
             }
-            Poll::Pending if phase != BUSY => {
-                // Idle (or answered and now waiting): the trigger ends the wait.
-                this.state.phase.store(IDLE, Ordering::Relaxed); // Relaxed: see `State::phase`
-                let shutdown = &this.state.shutdown;
+            Poll::Pending => {
+                // Park first, then look (see `State::reader`).
+                match &mut *lock(&state.reader) {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    parked => *parked = Some(cx.waker().clone()),
+                }
+                let busy = state.is_busy();
+                if !busy {
+                    // Answered and waiting: idle. Relaxed: see `State::phase`.
+                    state.phase.store(IDLE, Ordering::Relaxed);
+                }
+                // Every wait watches the trigger too: an idle one ends at it.
+                let shutdown = &state.shutdown;
                 let triggered = this
                     .triggered
                     .get_or_insert_with(|| Box::pin(shutdown.triggered_owned()));
                 match triggered.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Ok(0)),
-                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) if !busy => Poll::Ready(Ok(0)),
+                    _ => Poll::Pending,
                 }
             }
             other => other,
@@ -232,8 +270,9 @@ impl<S: AsyncWrite> AsyncWrite for Connection<S> {
         let written = this.stream.poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = written {
             // An answer goes out: a read that waits after it is idle.
+            // Relaxed: see `State::phase`.
             if n > 0 && this.state.phase.load(Ordering::Relaxed) == BUSY {
-                this.state.phase.store(ANSWERED, Ordering::Relaxed); // Relaxed: see `State::phase`
+                this.state.end_request();
             }
         }
         written
@@ -258,10 +297,10 @@ pub struct Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        // Relaxed: see `State::held` and `State::phase`. The request is
-        // answered (or abandoned): a read that waits now is idle.
-        self.state.phase.store(ANSWERED, Ordering::Relaxed);
+        // Relaxed: see `State::held`. The request is answered (or
+        // abandoned): a read that waits now is idle, and looks again.
         self.state.held.fetch_sub(1, Ordering::Relaxed);
+        self.state.end_request();
     }
 }
 

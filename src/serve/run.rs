@@ -10,6 +10,7 @@ use smol::future;
 use smol::stream::StreamExt as _;
 
 use crate::group::Group;
+use crate::panic::isolate;
 use crate::shutdown::{Reason, Shutdown};
 use crate::signal;
 use crate::stragglers::Stragglers;
@@ -42,8 +43,9 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// 4. flushes the signal log ([`signal::flush_log`]), so that "received
 ///    SIGTERM" is not lost, and returns the exit code.
 ///
-/// The exit code: 0 when everything drained, 1 when stragglers remained, 2
-/// when the service could not run (the watcher could not be installed,
+/// Every log line is isolated: a logger (or an error's `Display`) that
+/// panics loses its line and nothing else. The exit code: 0 when everything
+/// drained, 1 when stragglers remained, 2 when the service could not run (the watcher could not be installed,
 /// `GRACE_MS` is not a number, or `service` returned an error, which is
 /// logged at error level). Everything runs inside the returned future, so
 /// it works under smol's `block_on`, any other executor, or
@@ -91,7 +93,7 @@ where
     let grace = match grace() {
         Ok(grace) => grace,
         Err(e) => {
-            log::error!("{e}");
+            isolate(|| log::error!("{e}"));
             return 2;
         }
     };
@@ -99,7 +101,7 @@ where
     let watcher = match signal::watch(&shutdown) {
         Ok(watcher) => watcher,
         Err(e) => {
-            log::error!("cannot watch signals: {e}");
+            isolate(|| log::error!("cannot watch signals: {e}"));
             return 2;
         }
     };
@@ -109,7 +111,7 @@ where
     // work may be gone by the time the service returns).
     let announce = async {
         shutdown.triggered().await;
-        log::info!("shutting down: {}", summary(&group.stragglers()));
+        isolate(|| log::info!("shutting down: {}", summary(&group.stragglers())));
         future::pending().await
     };
     let served = future::or(
@@ -128,13 +130,13 @@ where
             false
         }
         Err(e) => {
-            log::error!("{e}");
+            isolate(|| log::error!("{e}"));
             shutdown.trigger_with(Reason::error(e));
             true
         }
     };
     if !group.is_empty() {
-        log::info!("draining: {}", summary(&group.stragglers()));
+        isolate(|| log::info!("draining: {}", summary(&group.stragglers())));
     }
     let progress = async {
         let mut progress = group.progress(PROGRESS_EVERY);
@@ -155,8 +157,13 @@ where
         Ok(()) if failed => 2,
         Ok(()) => 0,
         Err(stragglers) => {
-            log::warn!("gave up after {} ms: {stragglers}", grace.as_millis());
-            1
+            isolate(|| log::warn!("gave up after {} ms: {stragglers}", grace.as_millis()));
+            // A failed service says so, whatever its drain left.
+            if failed {
+                2
+            } else {
+                1
+            }
         }
     }
 }
@@ -184,10 +191,10 @@ fn summary(left: &Stragglers) -> String {
 /// unit's status.
 fn report_progress(left: &Stragglers) {
     let line = format!("draining: {}", summary(left));
-    log::info!("{line}");
+    isolate(|| log::info!("{line}"));
     #[cfg(feature = "systemd")]
     if let Err(e) = crate::systemd::status(&line) {
-        log::debug!("{e}");
+        isolate(|| log::debug!("{e}"));
     }
 }
 

@@ -122,14 +122,15 @@ impl AfterTrigger {
                 .is_ok()
         };
         if stopped {
-            // Drops the function now rather than at the trigger.
-            drop(lock(&self.callback.function).take());
-            if let Some(node) = self.node.as_ref().and_then(|(node, slot)| {
-                let node = node.upgrade()?;
-                Some((node, *slot))
-            }) {
-                node.0.unregister(node.1);
+            let function = lock(&self.callback.function).take();
+            if let Some((node, slot)) = &self.node {
+                if let Some(node) = node.upgrade() {
+                    node.unregister(*slot);
+                }
             }
+            // Its captured state is user code: dropped now rather than at
+            // the trigger, outside the lock, isolated.
+            crate::panic::drop_quietly(function);
         }
         stopped
     }

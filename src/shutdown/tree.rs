@@ -48,6 +48,7 @@ use async_channel::{Receiver, Sender};
 
 use super::callbacks::Callback;
 use super::Reason;
+use crate::panic::drop_quietly;
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
 
 /// One scope: what a `Shutdown` handle points to.
@@ -340,6 +341,13 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // Callbacks never fired: their captured state is user code, dropped
+        // one at a time so that a panicking `Drop` leaves the others dropped
+        // (and cannot abort the process by panicking during another's).
+        let callbacks = lock(&self.state).callbacks.take();
+        if let Some(callbacks) = callbacks {
+            callbacks.slots.into_iter().flatten().for_each(drop_quietly);
+        }
         // Invariant 4: free this node's slot, and if this node held the
         // last reference to its parent, free the parent's slot in the same
         // loop instead of recursing through the parent's `Drop`.

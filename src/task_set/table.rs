@@ -392,7 +392,10 @@ impl<T, E> Slot<T, E> {
         if !matches!(state.entries.get(index), Some(Entry::Queued { .. })) {
             return Poll::Ready(true);
         }
-        if let Some((_, waker)) = state.waiting.iter_mut().find(|(i, _)| *i == index) {
+        // `waiting` is sorted: indices join at the back in increasing order
+        // and leave only from the front (invariant 2).
+        let at = state.waiting.binary_search_by_key(&index, |(i, _)| *i);
+        if let Some((_, waker)) = at.ok().and_then(|at| state.waiting.get_mut(at)) {
             match waker {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 waker => *waker = Some(cx.waker().clone()),
