@@ -104,9 +104,9 @@ pin_project! {
         #[pin]
         stream: S,
         state: Arc<State>,
-        // This handle's count in the group (each clone has its own, so a
-        // `Busy` guard that outlives every handle does not count).
-        _guard: Guard,
+        // The connection's count in the group, shared by its clones only
+        // (not by `Busy` guards, which may outlive every handle).
+        _guard: Arc<Guard>,
         // Made when a read first has to wait (boxed, so that the connection
         // is `Unpin` when its stream is).
         triggered: Option<Pin<Box<TriggeredOwned>>>,
@@ -178,7 +178,7 @@ impl<S> Connection<S> {
         Ok(Connection {
             stream,
             state: Arc::new(state),
-            _guard: group.add_named(name)?,
+            _guard: Arc::new(group.add_named(name)?),
             triggered: None,
         })
     }
@@ -209,7 +209,7 @@ impl<S: Clone> Clone for Connection<S> {
         Connection {
             stream: self.stream.clone(),
             state: Arc::clone(&self.state),
-            _guard: self._guard.clone(),
+            _guard: Arc::clone(&self._guard),
             triggered: None,
         }
     }
