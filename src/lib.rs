@@ -20,6 +20,15 @@
 //! - [`TaskSet`] (feature `smol`) is Go's `errgroup` built from the two:
 //!   the first failing task stops its siblings, with an optional
 //!   concurrency limit and tracked blocking work.
+//! - [`serve`] puts them to work for a server: [`serve::Connection`] drains
+//!   a connection of any protocol as Go's `Server.Shutdown` does, and
+//!   `serve::run` (features `signal` and `smol`) is a `main` from the signal
+//!   to the exit code in one call.
+//! - Scopes can bound themselves and act at the trigger, as Go's `context`
+//!   does: `Shutdown::child_with_deadline` (feature `smol`) and
+//!   [`Shutdown::after_trigger`].
+//!
+//! Start with `examples/tcp_server.rs`.
 //!
 //! None of it depends on an executor: guards and futures work under smol,
 //! async-executor, tokio, or plain threads.
