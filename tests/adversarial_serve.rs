@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::fmt;
 use std::io;
 use std::pin::pin;
 use std::process::ExitCode;
@@ -351,16 +350,7 @@ static LOGGER: StderrLogger = StderrLogger {
     panics: AtomicBool::new(false),
 };
 
-#[derive(Debug)]
-struct BadDisplay;
-
-impl fmt::Display for BadDisplay {
-    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        panic!("Display of BadDisplay");
-    }
-}
-
-impl std::error::Error for BadDisplay {}
+use common::user_code::BadDisplay;
 
 /// A connection whose client sent one byte of a request and stalls, with the handler's
 /// first read done (so the connection is busy). The client is leaked: it never closes.

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::fmt;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -206,12 +205,7 @@ fn a_spawner_chain_ten_thousand_deep_under_a_limit_of_one_joins_in_order() {
 /// slot, the queued sibling still runs, and `join` names the failure.
 #[test]
 fn a_failure_whose_display_panics_still_hands_its_slot_to_the_queue() {
-    struct BadDisplay;
-    impl fmt::Display for BadDisplay {
-        fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-            panic!("Display of BadDisplay");
-        }
-    }
+    use common::user_code::BadDisplay;
     let mut set = TaskSet::<(), BadDisplay>::new().with_limit(1);
     let ran = Arc::new(AtomicBool::new(false));
     set.build_task()

@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::fmt;
 use std::pin::pin;
 
 use common::run_bounded;
@@ -249,15 +248,7 @@ fn the_set_is_a_stream_of_the_same_items() {
     assert!(set.is_empty());
 }
 
-/// An error whose `Display` panics.
-#[derive(Debug)]
-struct BadDisplay;
-
-impl fmt::Display for BadDisplay {
-    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        panic!("Display panicked")
-    }
-}
+use common::user_code::BadDisplay;
 
 #[test]
 fn panics_and_panicking_displays_are_handed_out_as_errors() {

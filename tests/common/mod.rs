@@ -23,6 +23,7 @@ pub mod second_signal;
 pub mod signals;
 #[cfg(unix)]
 pub mod subprocess;
+pub mod user_code;
 pub mod waker;
 
 use std::panic::Location;
