@@ -172,7 +172,7 @@ fn a_long_drain_reports_its_progress_in_the_log_and_to_systemd() {
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert!(
         stderr.contains("shutting down: 2 left, oldest"),
-        "the first line of the drain says what was running: {stderr}"
+        "the drain's first line says what was running (both requests are busy): {stderr}"
     );
     let progress: Vec<&str> = stderr
         .lines()

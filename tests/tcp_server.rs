@@ -224,10 +224,15 @@ fn sigterm_closes_idle_connections_at_once_finishes_requests_in_progress_and_exi
     let (status, stderr) = server.finish();
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert!(stderr.contains("received SIGTERM"), "stderr: {stderr}");
-    // The first line of the drain says what was running when it began: both.
+    // The drain's first line says what was running when `run` saw the trigger:
+    // the slow request at least (the idle connection may have ended already).
+    let first = stderr
+        .lines()
+        .find(|line| line.contains("shutting down: "))
+        .unwrap_or_else(|| panic!("no `shutting down:` line: {stderr}"));
     assert!(
-        stderr.contains("shutting down: 2 left, oldest"),
-        "stderr: {stderr}"
+        first.contains(" left, oldest ") && first.contains("connection 127.0.0.1:"),
+        "{first}"
     );
 }
 
@@ -304,7 +309,14 @@ fn a_connection_made_during_the_drain_is_not_served() {
     idle.assert_eof();
 
     match Client::connect(server.addr) {
-        Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}"),
+        // Refused, or reset when the listener closed during the handshake.
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        ),
         Ok(mut late) => {
             // Connected to the kernel's backlog before the listener closed: closed
             // (EOF or reset) without an answer.

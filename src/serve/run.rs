@@ -32,9 +32,11 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 ///    [`Group::spawn`](crate::Group::spawn) or guards), and returns once it
 ///    has stopped taking new work; when it returns, `shutdown` is triggered
 ///    if it was not, so background work stops too;
-/// 3. drains: logs at info level what was running when the shutdown began
-///    (`shutting down: 2 left, oldest 3.1 s: connection 127.0.0.1:52666 (and
-///    1 more)`), what is still running when the service has returned
+/// 3. drains: logs at info level what is running as soon as `run` sees the
+///    trigger (`shutting down: 2 left, oldest 3.1 s: connection
+///    127.0.0.1:52666 (and 1 more)`; work that ends at the trigger itself,
+///    such as idle connections, may be gone already), what is still running
+///    when the service has returned
 ///    (`draining: ...`), then once a second while the drain
 ///    lasts (with the `systemd` feature, also as `STATUS=`, shown by
 ///    `systemctl status`); waits for `group` for at most `GRACE_MS`
