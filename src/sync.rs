@@ -36,3 +36,9 @@ use std::sync::PoisonError;
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// The data of a mutex its owner holds exclusively (in a `Drop`, say): no
+/// lock taken, poisoning ignored as in [`lock`].
+pub(crate) fn get_mut<T>(mutex: &mut Mutex<T>) -> &mut T {
+    mutex.get_mut().unwrap_or_else(PoisonError::into_inner)
+}

@@ -49,7 +49,7 @@ use async_channel::{Receiver, Sender};
 use super::callbacks::Callback;
 use super::Reason;
 use crate::panic::drop_quietly;
-use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, Weak};
+use crate::sync::{get_mut, lock, Arc, AtomicBool, Mutex, Ordering, Weak};
 
 /// One scope: what a `Shutdown` handle points to.
 ///
@@ -344,7 +344,8 @@ impl Drop for Node {
         // Callbacks never fired: their captured state is user code, dropped
         // one at a time so that a panicking `Drop` leaves the others dropped
         // (and cannot abort the process by panicking during another's).
-        let callbacks = lock(&self.state).callbacks.take();
+        // `&mut self`: no other reference, so no lock (a drop is a hot path).
+        let callbacks = get_mut(&mut self.state).callbacks.take();
         if let Some(callbacks) = callbacks {
             callbacks.slots.into_iter().flatten().for_each(drop_quietly);
         }
