@@ -34,6 +34,15 @@
 //! on listening in the manager, whose kernel queue holds new connections until the next
 //! instance accepts them. So a restart refuses nothing.
 //!
+//! Upgrades, with `--features upgrade` (Unix): `kill -HUP <pid>` starts the executable
+//! now at this one's path, with the same arguments, handing it the listening socket
+//! (`smol_graceful::upgrade`). Once it says it is ready (its `systemd::ready()`), this
+//! instance stops accepting and drains as at SIGTERM (without the drain delay: the
+//! address keeps being served), while the new one serves on the same socket; nothing is
+//! refused and nothing waits for the drain. If the new one exits or is not ready within
+//! `READY_TIMEOUT_MS` (default 30000), this one logs why and goes on serving. SIGINT
+//! and SIGTERM keep their meaning during an upgrade.
+//!
 //! With `--features systemd` it also tells systemd what it does (`NOTIFY_SOCKET`):
 //! `READY=1` once listening, `STOPPING=1` at the signal, `EXTEND_TIMEOUT_USEC` while it
 //! waits out the drain delay and drains, and `WATCHDOG=1` if the unit sets
@@ -51,13 +60,15 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use smol::net::TcpListener;
 use smol::Timer;
-use smol_graceful::{serve, Group, Shutdown};
+use smol_graceful::{serve, Group, Reason, Shutdown};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 /// The settings from the environment (`serve::run` reads `GRACE_MS`).
 struct Settings {
     drain_delay: Duration,
     header_timeout: Duration,
+    #[cfg(feature = "upgrade")]
+    ready_timeout: Duration,
 }
 
 impl Settings {
@@ -65,6 +76,8 @@ impl Settings {
         Ok(Settings {
             drain_delay: env_ms("DRAIN_DELAY_MS")?.unwrap_or_default(),
             header_timeout: env_ms("HEADER_TIMEOUT_MS")?.unwrap_or(Duration::from_secs(10)),
+            #[cfg(feature = "upgrade")]
+            ready_timeout: env_ms("READY_TIMEOUT_MS")?.unwrap_or(Duration::from_secs(30)),
         })
     }
 }
@@ -114,6 +127,8 @@ async fn serve(addr: &str, shutdown: Shutdown, group: Group, forced: Shutdown) -
         std::process::id()
     ));
     let (local, listener) = listen(addr).await.map_err(io::Error::other)?;
+    #[cfg(feature = "upgrade")]
+    smol::spawn(upgrade_on_hangup(&listener, &shutdown, settings.ready_timeout)?).detach();
     say(format_args!("listening on http://{local}"));
     #[cfg(feature = "systemd")]
     {
@@ -157,7 +172,9 @@ async fn serve(addr: &str, shutdown: Shutdown, group: Group, forced: Shutdown) -
     let reason = shutdown
         .reason()
         .map_or("unknown".into(), |r| r.to_string());
-    if !settings.drain_delay.is_zero() {
+    // After an upgrade the address goes on being served: no delay is needed.
+    let upgraded = matches!(shutdown.reason(), Some(Reason::Upgraded { .. }));
+    if !settings.drain_delay.is_zero() && !upgraded {
         // Still serving, but /healthz says 503: time for the load balancer to notice.
         say(format_args!(
             "{reason}: serving {} ms more before draining",
@@ -188,7 +205,7 @@ async fn listen(addr: &str) -> Result<(std::net::SocketAddr, TcpListener), Strin
     };
     let listener = match inherited {
         Some(listener) => {
-            log::info!("serving on the socket from the service manager (LISTEN_FDS), not {addr}");
+            log::info!("serving on the inherited socket (LISTEN_FDS), not {addr}");
             TcpListener::try_from(listener)
                 .map_err(|e| format!("cannot use the socket from LISTEN_FDS: {e}"))?
         }
@@ -200,6 +217,41 @@ async fn listen(addr: &str) -> Result<(std::net::SocketAddr, TcpListener), Strin
         Ok(local) => Ok((local, listener)),
         Err(e) => Err(format!("cannot listen on {addr}: {e}")),
     }
+}
+
+/// Upgrades on each SIGHUP until `shutdown` triggers: hands `listener` to a new
+/// instance and, once it is ready, triggers `shutdown` (see the module docs). Each
+/// upgrade runs in a task of its own, so that a second SIGHUP during one is refused
+/// (and logged) rather than queued.
+#[cfg(feature = "upgrade")]
+fn upgrade_on_hangup(
+    listener: &TcpListener,
+    shutdown: &Shutdown,
+    ready_timeout: Duration,
+) -> io::Result<impl std::future::Future<Output = ()>> {
+    use async_signal::{Signal, Signals};
+    use smol::stream::StreamExt as _;
+    use smol_graceful::upgrade::Upgrade;
+
+    let upgrade = Upgrade::new(shutdown)
+        .listener("http", listener)?
+        .ready_timeout(ready_timeout);
+    let upgrade = std::sync::Arc::new(upgrade);
+    let mut hangups = Signals::new([Signal::Hup])?;
+    let shutdown = shutdown.clone();
+    Ok(async move {
+        while let Some(Some(_)) = shutdown.run_until_triggered(hangups.next()).await {
+            say(format_args!("SIGHUP: upgrading"));
+            let upgrade = upgrade.clone();
+            smol::spawn(async move {
+                match upgrade.start().await {
+                    Ok(pid) => say(format_args!("upgraded: pid {pid} serves now; draining")),
+                    Err(e) => say(format_args!("upgrade failed, still serving: {e}")),
+                }
+            })
+            .detach();
+        }
+    })
 }
 
 /// Accepts connections until `draining` triggers; each one is served by hyper in its

@@ -125,6 +125,9 @@ mod sync;
 pub mod systemd;
 #[cfg(feature = "smol")]
 mod task_set;
+#[cfg(all(unix, feature = "upgrade"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "upgrade"))))]
+pub mod upgrade;
 
 pub use group::{Closed, Group, Guard, Tracked};
 pub use shutdown::{AfterTrigger, DropGuard, Reason, Shutdown};

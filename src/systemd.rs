@@ -117,6 +117,7 @@ enum Message {
     ExtendTimeout(Duration),
     Watchdog,
     Status(String),
+    MainPid(u32),
 }
 
 impl fmt::Display for Message {
@@ -132,6 +133,7 @@ impl fmt::Display for Message {
             ),
             Message::Watchdog => f.write_str("WATCHDOG=1"),
             Message::Status(text) => write!(f, "STATUS={text}"),
+            Message::MainPid(pid) => write!(f, "MAINPID={pid}"),
         }
     }
 }
@@ -169,6 +171,7 @@ fn send(message: Message) -> io::Result<()> {
         Message::Stopping => NotifyState::Stopping,
         Message::Watchdog => NotifyState::Watchdog,
         Message::Status(ref text) => NotifyState::Status(text),
+        Message::MainPid(pid) => NotifyState::MainPid(pid),
         // sd-notify's `ExtendTimeoutUsec` holds a u32 (71 minutes at most).
         Message::ExtendTimeout(_) => {
             text = message.to_string();
@@ -224,7 +227,18 @@ async fn send_unblocked(message: Message) -> io::Result<()> {
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "systemd")))]
 pub fn ready() -> io::Result<()> {
-    send(Message::Ready)
+    let sent = send(Message::Ready);
+    // A successor started by an upgrade tells the instance it replaces.
+    #[cfg(all(unix, feature = "upgrade"))]
+    crate::upgrade::report_ready()?;
+    sent
+}
+
+/// Tells the service manager the service's new main process:
+/// `MAINPID=pid` (sent by an upgrade once its successor is ready).
+#[cfg(all(unix, feature = "upgrade"))]
+pub(crate) fn main_pid(pid: u32) -> io::Result<()> {
+    send(Message::MainPid(pid))
 }
 
 /// Tells the service manager that the service is stopping: `STOPPING=1`.

@@ -29,6 +29,12 @@ pub enum Reason {
     /// A scope made by `Shutdown::child_with_deadline` (feature `smol`)
     /// reached its deadline.
     DeadlineExceeded,
+    /// A successor took over this process's listening sockets and serves
+    /// (`upgrade::Upgrade::start`, feature `upgrade`); holds its pid.
+    Upgraded {
+        /// The successor's process id.
+        successor: u32,
+    },
     /// A task failed; holds its error, whose `Display` is the text shown.
     /// [`Reason::as_error`] lends it out (to downcast it), and as an
     /// [`Error`](std::error::Error) a `Reason` gives it as its `source()`.
@@ -79,6 +85,7 @@ impl fmt::Display for Reason {
             Reason::Requested => f.write_str("requested"),
             Reason::Finished => f.write_str("finished"),
             Reason::DeadlineExceeded => f.write_str("deadline exceeded"),
+            Reason::Upgraded { successor } => write!(f, "upgraded: pid {successor} serves now"),
             Reason::GuardDropped { panicking: false } => f.write_str("drop guard dropped"),
             Reason::GuardDropped { panicking: true } => {
                 f.write_str("drop guard dropped by a panic unwinding")
