@@ -128,7 +128,12 @@ async fn serve(addr: &str, shutdown: Shutdown, group: Group, forced: Shutdown) -
     ));
     let (local, listener) = listen(addr).await.map_err(io::Error::other)?;
     #[cfg(feature = "upgrade")]
-    smol::spawn(upgrade_on_hangup(&listener, &shutdown, settings.ready_timeout)?).detach();
+    smol::spawn(upgrade_on_hangup(
+        &listener,
+        &shutdown,
+        settings.ready_timeout,
+    )?)
+    .detach();
     say(format_args!("listening on http://{local}"));
     #[cfg(feature = "systemd")]
     {
@@ -246,7 +251,7 @@ fn upgrade_on_hangup(
             smol::spawn(async move {
                 match upgrade.start().await {
                     Ok(pid) => say(format_args!("upgraded: pid {pid} serves now; draining")),
-                    Err(e) => say(format_args!("upgrade failed, still serving: {e}")),
+                    Err(e) => say(format_args!("upgrade failed: {e}")),
                 }
             })
             .detach();

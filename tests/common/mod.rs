@@ -13,6 +13,8 @@
 pub mod counting_alloc;
 #[cfg(all(unix, feature = "smol", feature = "signal"))]
 pub mod http;
+#[cfg(all(unix, feature = "smol", feature = "signal"))]
+pub mod load;
 #[cfg(unix)]
 pub mod notify;
 #[cfg(feature = "smol")]
