@@ -81,6 +81,10 @@
 //!   manager that speaks sd_notify) that the service is ready, stopping,
 //!   still draining and alive. Turns on `smol` for its timers; a no-op
 //!   outside systemd and on targets other than Unix.
+//! - `upgrade` (Unix): the [`upgrade`] module, which hands the listening
+//!   sockets to a new instance of the program and drains this one once the
+//!   new one is ready: a deploy that neither refuses nor queues a
+//!   connection. Turns on `systemd`.
 //!
 //! The [`hyper`] module (drain hyper 1 connections, HTTP/1 and HTTP/2, on any
 //! executor, each counted in a [`Group`] under a name) needs no feature: it
@@ -106,6 +110,10 @@
     doc = "[`signal::watch`]: crate#features"
 )]
 #![cfg_attr(not(feature = "systemd"), doc = "[`systemd`]: crate#features")]
+#![cfg_attr(
+    not(all(unix, feature = "upgrade")),
+    doc = "[`upgrade`]: crate#features"
+)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
