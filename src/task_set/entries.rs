@@ -71,17 +71,14 @@ impl<T, E> Entries<T, E> {
         let index = self.len;
         assert!(
             index < NONE as usize,
-            "a TaskSet holds at most {} tasks between two moments it is empty",
-            NONE
+            "a TaskSet holds at most {NONE} tasks between two moments it is empty"
         );
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(entry),
-            _ => {
-                let mut chunk = Vec::with_capacity(if self.chunks.is_empty() { 4 } else { CHUNK });
-                chunk.push(entry);
-                self.chunks.push(chunk);
-            }
+        if index % CHUNK == 0 {
+            // Every chunk but the last is full.
+            let capacity = if index == 0 { 4 } else { CHUNK };
+            self.chunks.push(Vec::with_capacity(capacity));
         }
+        self.chunks[index / CHUNK].push(entry);
         self.len += 1;
         index
     }
@@ -145,10 +142,8 @@ impl<T, E> Entries<T, E> {
 
     /// Takes every entry, leaving the storage empty (numbering restarts).
     pub(super) fn take(&mut self) -> impl Iterator<Item = Entry<T, E>> {
-        self.len = 0;
-        self.head = NONE;
-        self.tail = NONE;
-        std::mem::take(&mut self.chunks).into_iter().flatten()
+        let taken = std::mem::replace(self, Entries::new());
+        taken.chunks.into_iter().flatten()
     }
 }
 
