@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::panic::Location;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::sync::Arc;
 
 use smol::{Executor, LocalExecutor};
@@ -75,8 +75,7 @@ impl<'s, T, E> TaskBuilder<'s, T, E> {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        smol::spawn(self.track(future)?).detach();
-        Ok(())
+        self.track(future).map(|task| smol::spawn(task).detach())
     }
 
     /// Starts `future` on `executor`.
@@ -91,8 +90,7 @@ impl<'s, T, E> TaskBuilder<'s, T, E> {
         T: Send + 'a,
         E: fmt::Display + Send + 'a,
     {
-        executor.spawn(self.track(future)?).detach();
-        Ok(())
+        self.track(future).map(|task| executor.spawn(task).detach())
     }
 
     /// Starts `future` on a [`LocalExecutor`]: it need not be `Send`.
@@ -107,8 +105,7 @@ impl<'s, T, E> TaskBuilder<'s, T, E> {
         T: 'a,
         E: fmt::Display + 'a,
     {
-        executor.spawn(self.track(future)?).detach();
-        Ok(())
+        self.track(future).map(|task| executor.spawn(task).detach())
     }
 
     /// Runs `f` on smol's blocking thread pool (`smol::unblock`). It counts
@@ -125,13 +122,10 @@ impl<'s, T, E> TaskBuilder<'s, T, E> {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        let (slot, started) = self.register()?;
+        let (slot, started) = Slot::register(self.shared, self.name, Location::caller())?;
         let run = move |slot: Slot<T, E>| {
-            smol::unblock(move || {
-                let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-                slot.finish(caught);
-            })
-            .detach();
+            let work = move || slot.finish(catch_unwind(AssertUnwindSafe(f)));
+            smol::unblock(work).detach();
         };
         if started {
             run(slot);
@@ -160,13 +154,8 @@ impl<'s, T, E> TaskBuilder<'s, T, E> {
     where
         F: Future<Output = Result<T, E>>,
     {
-        let (slot, started) = self.register()?;
+        let (slot, started) = Slot::register(self.shared, self.name, Location::caller())?;
         Ok(TrackedTask::new(future, slot, started))
-    }
-
-    #[track_caller]
-    fn register(self) -> Result<(Slot<T, E>, bool), Closed> {
-        Slot::register(self.shared, self.name, Location::caller())
     }
 }
 
