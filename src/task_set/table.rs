@@ -70,7 +70,7 @@ use crate::group::Closed;
 use crate::panic::{drop_quietly, isolate};
 use crate::shutdown::{Reason, Shutdown};
 use crate::stragglers::{Straggler, Stragglers};
-use crate::sync::{lock, Mutex};
+use crate::sync::{get_mut, lock, Mutex};
 
 /// What `join_next` yields: a finished task's name and outcome.
 pub(super) type Next<T, E> = (Cow<'static, str>, Result<T, TaskError<E>>);
@@ -130,9 +130,12 @@ impl<T, E> State<T, E> {
         self.running + self.queued
     }
 
-    fn name(&self, index: usize) -> Option<&Cow<'static, str>> {
-        let at = self.names.binary_search_by_key(&index, |(i, _)| *i).ok()?;
-        self.names.get(at).map(|(_, name)| name)
+    /// The name of task `index`, or `task #i`.
+    fn name(&self, index: usize) -> Cow<'static, str> {
+        match self.names.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(at) => self.names[at].1.clone(),
+            Err(_) => self.default_name(index),
+        }
     }
 
     fn take_name(&mut self, index: usize) -> Cow<'static, str> {
@@ -189,9 +192,8 @@ impl<T, E> Shared<T, E> {
     /// Sets the limit of a set that has never had a task (`false` if it
     /// has).
     pub(super) fn set_limit(&mut self, limit: usize) -> bool {
-        let state = lock(&self.state.0);
+        let state = get_mut(&mut self.state.0);
         let fresh = state.entries.len() + state.base == 0;
-        drop(state);
         self.limit = if fresh { limit } else { self.limit };
         fresh
     }
@@ -235,22 +237,15 @@ impl<T, E> Shared<T, E> {
     pub(super) fn stragglers(&self) -> Stragglers {
         let now = millis_since(self.epoch);
         let state = lock(&self.state.0);
-        let named = state
-            .entries
-            .iter()
-            .filter_map(|(index, entry)| match *entry {
-                Entry::Queued { millis, location } | Entry::Running { millis, location } => {
-                    let name = match state.name(index) {
-                        Some(name) => name.clone(),
-                        None => state.default_name(index),
-                    };
-                    // Wrapping: right for tasks younger than 49 days.
-                    let age = Duration::from_millis(now.wrapping_sub(millis).into());
-                    Some(Straggler::new(name, age, location))
-                }
-                _ => None,
-            })
-            .collect();
+        let mut named = Vec::with_capacity(state.len());
+        for (index, entry) in state.entries.iter() {
+            if let Entry::Queued { millis, location } | Entry::Running { millis, location } = *entry
+            {
+                // Wrapping: right for tasks younger than 49 days.
+                let age = Duration::from_millis(now.wrapping_sub(millis).into());
+                named.push(Straggler::new(state.name(index), age, location));
+            }
+        }
         Stragglers::new(state.len(), named)
     }
 
