@@ -270,12 +270,12 @@ impl<T, E> Shared<T, E> {
             }
         };
         if state.len() == 0 && state.entries.finished().next().is_none() {
-            // Every task ended and was handed out: start afresh.
+            // Every task ended and was handed out: start afresh. Every entry
+            // is `Taken` (invariants 1 and 2), so dropping them runs no user
+            // code.
             state.base += state.entries.len();
             state.first_failure = None;
-            let spent: Vec<_> = state.entries.take().collect();
-            drop(state);
-            spent.into_iter().for_each(drop_quietly);
+            state.entries = Entries::new();
         }
         Poll::Ready(Some(next))
     }
@@ -289,39 +289,28 @@ impl<T, E> Shared<T, E> {
             return Poll::Pending;
         }
         state.closed = true; // invariant 4
-        let failed =
-            |index: &usize| matches!(state.entries.get(*index), Some(Entry::Failed { .. }));
+        let failed = |(index, entry): (usize, &Entry<T, E>)| {
+            matches!(entry, Entry::Failed { .. }).then_some(index)
+        };
         // The failure that triggered the shutdown, unless `join_next` handed
         // it out: then the first one recorded after it.
-        let first_failure = match state.first_failure.filter(failed) {
-            Some(index) => Some(index),
-            None => state
-                .entries
-                .finished()
-                .find(|(_, entry)| matches!(entry, Entry::Failed { .. }))
-                .map(|(index, _)| index),
-        };
+        let first = (state.first_failure)
+            .and_then(|index| failed((index, state.entries.get(index)?)))
+            .or_else(|| state.entries.finished().find_map(failed));
         let mut values = Vec::with_capacity(state.entries.len());
-        let spent: Vec<_> = state.entries.take().collect();
+        let spent = state.entries.take();
         state.names.clear();
         drop(state);
-        let mut error = None;
-        for (index, entry) in spent.into_iter().enumerate() {
+        // With a failure, the values are dropped (user code) with the rest.
+        let mut failure = None;
+        for (index, entry) in spent.enumerate() {
             match entry {
-                Entry::Done { value, .. } => values.push(value),
-                Entry::Failed { error: failure, .. } if Some(index) == first_failure => {
-                    error = Some(*failure);
-                }
+                Entry::Done { value, .. } if first.is_none() => values.push(value),
+                Entry::Failed { error, .. } if Some(index) == first => failure = Some(*error),
                 other => drop_quietly(other),
             }
         }
-        Poll::Ready(match error {
-            None => Ok(values),
-            Some(error) => {
-                values.into_iter().for_each(drop_quietly);
-                Err(error)
-            }
-        })
+        Poll::Ready(failure.map_or(Ok(values), Err))
     }
 }
 
