@@ -380,9 +380,8 @@ impl<T, E> Slot<T, E> {
         // and leave only from the front (invariant 2).
         let at = state.waiting.binary_search_by_key(&index, |(i, _)| *i);
         if let Some((_, waker)) = at.ok().and_then(|at| state.waiting.get_mut(at)) {
-            match waker {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                waker => *waker = Some(cx.waker().clone()),
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
             }
         }
         Poll::Pending
@@ -413,15 +412,12 @@ impl<T, E> Slot<T, E> {
         describe: impl Fn(&TaskError<E>) -> String,
     ) {
         let Some(index) = self.index else { return };
-        let (task, first) = {
-            let mut state = lock(&self.shared.state.0);
-            let first = state.first_failure.is_none();
-            if first {
-                state.first_failure = Some(index);
-            }
-            (state.take_name(index), first)
-        };
-        let error = error(task);
+        let mut state = lock(&self.shared.state.0);
+        let first = state.first_failure.is_none();
+        state.first_failure.get_or_insert(index);
+        let task = state.take_name(index);
+        drop(state);
+        let error = Box::new(error(task));
         if first {
             // Takes effect before it logs, and isolates its own logging.
             let reason = Reason::error(describe(&error));
@@ -429,10 +425,7 @@ impl<T, E> Slot<T, E> {
         } else if log::log_enabled!(log::Level::Debug) {
             isolate(|| log::debug!("{} (after the first failure)", describe(&error)));
         }
-        self.settle(Entry::Failed {
-            next: NONE,
-            error: Box::new(error),
-        });
+        self.settle(Entry::Failed { next: NONE, error });
     }
 
     fn settle(&mut self, outcome: Entry<T, E>) {
@@ -457,11 +450,9 @@ impl<T, E> Slot<T, E> {
         };
         state.entries.finish(index, outcome);
         let drained = state.len() == 0;
-        let joiner = match state.joiner {
-            Some((_, any)) if any || drained => state.joiner.take().map(|(waker, _)| waker),
-            _ => None,
-        };
+        let joiner = state.joiner.take_if(|(_, any)| *any || drained);
         drop(state);
+        let joiner = joiner.map(|(waker, _)| waker);
         if freed && self.shared.limit != usize::MAX {
             // Additional: a `ready` woken for an earlier slot and not polled
             // yet does not take this one's notification.
@@ -474,10 +465,8 @@ impl<T, E> Slot<T, E> {
 impl<T, E> Drop for Slot<T, E> {
     /// A task ended by `abort`, or dropped unfinished: a cancellation.
     fn drop(&mut self) {
-        self.fail(
-            |task| TaskError::Cancelled { task },
-            TaskError::describe_without_error,
-        );
+        let describe = TaskError::describe_without_error;
+        self.fail(|task| TaskError::Cancelled { task }, describe);
     }
 }
 
