@@ -609,10 +609,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn abort(&self) {
-        self.shared.close();
-        self.shared.shutdown.trigger();
-        self.shared.abort.abort();
-        self.shared.wake_queued();
+        self.shared.abort_tasks();
     }
 }
 

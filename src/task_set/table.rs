@@ -216,16 +216,15 @@ impl<T, E> Shared<T, E> {
         Ok(state.running < self.limit && state.queued == 0)
     }
 
-    /// Closes the set for good (it was aborted or dropped), and wakes every
-    /// `ready`, which answers `Closed`.
-    pub(super) fn close(&self) {
+    /// `TaskSet::abort`: closes the set for good and wakes every `ready`
+    /// (which answers `Closed`), triggers the shutdown, sets the abort flag,
+    /// then wakes every queued task: each sees the flag at its next poll
+    /// (running tasks listen on the flag's event).
+    pub(super) fn abort_tasks(&self) {
         lock(&self.state.0).closed = true;
         self.room.notify(usize::MAX);
-    }
-
-    /// Wakes every queued task after `abort` set the flag: each sees it at
-    /// its next poll (running tasks listen on the flag's event).
-    pub(super) fn wake_queued(&self) {
+        self.shutdown.trigger();
+        self.abort.abort();
         let wakers: Vec<Waker> = lock(&self.state.0)
             .waiting
             .iter_mut()
@@ -317,7 +316,7 @@ impl<T, E> Shared<T, E> {
 /// A task's place in its set, from its registration until its outcome is
 /// recorded (invariant 3).
 pub(super) struct Slot<T, E> {
-    shared: Arc<Shared<T, E>>,
+    pub(super) shared: Arc<Shared<T, E>>,
     index: Option<usize>,
 }
 
@@ -354,10 +353,6 @@ impl<T, E> Slot<T, E> {
             index: Some(index),
         };
         Ok((slot, started))
-    }
-
-    pub(super) fn shared(&self) -> &Shared<T, E> {
-        &self.shared
     }
 
     /// A queued task: `Ready(true)` once it holds a slot, `Ready(false)` if

@@ -81,7 +81,7 @@ where
         let Some(slot) = this.slot.as_ref() else {
             return Poll::Ready(());
         };
-        let mut aborted = slot.shared().abort.is_aborted();
+        let mut aborted = slot.shared.abort.is_aborted();
         if !aborted && *this.queued {
             match slot.poll_start(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -103,7 +103,7 @@ where
                 }
                 return Poll::Ready(());
             }
-            if !this.watch.register(&slot.shared().abort, cx) {
+            if !this.watch.register(&slot.shared.abort, cx) {
                 return Poll::Pending;
             }
         }
