@@ -78,23 +78,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        let Some(slot) = this.slot.as_ref() else {
+        let (Some(slot), Some(body)) = (this.slot.as_ref(), this.body.as_mut().as_pin_mut()) else {
             return Poll::Ready(());
         };
         let mut aborted = slot.shared.abort.is_aborted();
         if !aborted && *this.queued {
-            match slot.poll_start(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(started) => {
-                    *this.queued = false;
-                    aborted = !started;
-                }
-            }
+            aborted = !std::task::ready!(slot.poll_start(cx));
+            *this.queued = false;
         }
         if !aborted {
-            let Some(body) = this.body.as_mut().as_pin_mut() else {
-                return Poll::Ready(());
-            };
             if let Poll::Ready(caught) = body.poll(cx) {
                 // The body's locals are gone; record its outcome.
                 this.body.set(None);
