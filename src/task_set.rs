@@ -476,7 +476,7 @@ impl<T, E> TaskSet<T, E> {
     /// ```
     pub fn ready(&self) -> Ready<'_, T, E> {
         Ready {
-            shared: &self.shared,
+            set: &self.shared,
             listener: None,
         }
     }
@@ -517,9 +517,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn join(&mut self) -> Join<'_, T, E> {
-        Join {
-            shared: &self.shared,
-        }
+        Join { set: &self.shared }
     }
 
     /// [`join`](Self::join) with a deadline: gives up after `timeout` and
@@ -586,9 +584,7 @@ impl<T, E> TaskSet<T, E> {
     /// # });
     /// ```
     pub fn join_next(&mut self) -> JoinNext<'_, T, E> {
-        JoinNext {
-            shared: &self.shared,
-        }
+        JoinNext { set: &self.shared }
     }
 
     /// Cuts every async task at its next poll (they end as

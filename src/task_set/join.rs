@@ -4,7 +4,6 @@
 //! and the set as a [`Stream`] (completion order), and
 //! [`ready`](TaskSet::ready) (room for one more task).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +14,7 @@ use futures_core::Stream;
 use smol::Timer;
 
 use super::error::TaskError;
-use super::table::Shared;
+use super::table::{Next, Shared};
 use super::TaskSet;
 use crate::group::Closed;
 use crate::shutdown::Reason;
@@ -24,18 +23,18 @@ use crate::stragglers::Stragglers;
 /// Future of [`TaskSet::join`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Join<'s, T, E> {
-    pub(super) shared: &'s Shared<T, E>,
+    pub(super) set: &'s Shared<T, E>,
 }
 
 impl<T, E> Future for Join<'_, T, E> {
     type Output = Result<Vec<T>, TaskError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let outcome = std::task::ready!(self.shared.poll_join(cx));
+        let outcome = std::task::ready!(self.set.poll_join(cx));
         // The set is over: like errgroup's `WithContext` when `Wait`
         // returns, tell whatever still watches its shutdown. A failure that
         // triggered it first keeps its reason.
-        self.shared.shutdown.trigger_with(Reason::Finished);
+        self.set.shutdown.trigger_with(Reason::Finished);
         Poll::Ready(outcome)
     }
 }
@@ -57,28 +56,28 @@ impl<T, E> Future for JoinTimeout<'_, T, E> {
             return Poll::Ready(Ok(outcome));
         }
         std::task::ready!(Pin::new(&mut self.timer).poll(cx));
-        Poll::Ready(Err(self.join.shared.stragglers()))
+        Poll::Ready(Err(self.join.set.stragglers()))
     }
 }
 
 /// Future of [`TaskSet::join_next`].
 #[must_use = "futures do nothing unless polled"]
 pub struct JoinNext<'s, T, E> {
-    pub(super) shared: &'s Shared<T, E>,
+    pub(super) set: &'s Shared<T, E>,
 }
 
 impl<T, E> Future for JoinNext<'_, T, E> {
-    type Output = Option<(Cow<'static, str>, Result<T, TaskError<E>>)>;
+    type Output = Option<Next<T, E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.shared.poll_next(cx)
+        self.set.poll_next(cx)
     }
 }
 
 /// Future of [`TaskSet::ready`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Ready<'s, T, E> {
-    pub(super) shared: &'s Shared<T, E>,
+    pub(super) set: &'s Shared<T, E>,
     pub(super) listener: Option<EventListener>,
 }
 
@@ -86,25 +85,23 @@ impl<T, E> Future for Ready<'_, T, E> {
     type Output = Result<(), Closed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            // Check, listen, check again, then wait: a slot freed between
-            // the first check and `listen` is seen by the second check.
-            if self.shared.has_room()? {
-                return Poll::Ready(Ok(()));
-            }
+        // Check, listen, check again, then wait: a slot freed between the
+        // first check and `listen` is seen by the second check.
+        while !self.set.has_room()? {
             match &mut self.listener {
-                None => self.listener = Some(self.shared.room.listen()),
+                None => self.listener = Some(self.set.room.listen()),
                 Some(listener) => {
                     std::task::ready!(Pin::new(listener).poll(cx));
                     self.listener = None;
                 }
             }
         }
+        Poll::Ready(Ok(()))
     }
 }
 
 impl<T, E> Stream for TaskSet<T, E> {
-    type Item = (Cow<'static, str>, Result<T, TaskError<E>>);
+    type Item = Next<T, E>;
 
     /// [`join_next`](TaskSet::join_next) as a stream.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
