@@ -92,11 +92,8 @@ impl AbortWatch {
                 listener
             }
         };
-        if self
-            .waker
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()))
-        {
+        let same = self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if same {
             return false;
         }
         if let Poll::Ready(()) = std::pin::Pin::new(listener).poll(cx) {
@@ -104,13 +101,5 @@ impl AbortWatch {
         }
         self.waker = Some(cx.waker().clone());
         false
-    }
-}
-
-impl std::fmt::Debug for AbortWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AbortWatch")
-            .field("listening", &self.listener.is_some())
-            .finish()
     }
 }
