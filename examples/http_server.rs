@@ -126,9 +126,13 @@ async fn serve(addr: &str, shutdown: Shutdown, group: Group, forced: Shutdown) -
         "starting (pid {}): Ctrl-C or SIGTERM drains, a second one exits at once",
         std::process::id()
     ));
+    // SIGHUP is caught from here on (its default action would end the process).
+    #[cfg(feature = "upgrade")]
+    let hangups = async_signal::Signals::new([async_signal::Signal::Hup])?;
     let (local, listener) = listen(addr).await.map_err(io::Error::other)?;
     #[cfg(feature = "upgrade")]
     smol::spawn(upgrade_on_hangup(
+        hangups,
         &listener,
         &shutdown,
         settings.ready_timeout,
@@ -224,17 +228,17 @@ async fn listen(addr: &str) -> Result<(std::net::SocketAddr, TcpListener), Strin
     }
 }
 
-/// Upgrades on each SIGHUP until `shutdown` triggers: hands `listener` to a new
+/// Upgrades on each SIGHUP (from `hangups`) until `shutdown` triggers: hands `listener` to a new
 /// instance and, once it is ready, triggers `shutdown` (see the module docs). Each
 /// upgrade runs in a task of its own, so that a second SIGHUP during one is refused
 /// (and logged) rather than queued.
 #[cfg(feature = "upgrade")]
 fn upgrade_on_hangup(
+    mut hangups: async_signal::Signals,
     listener: &TcpListener,
     shutdown: &Shutdown,
     ready_timeout: Duration,
 ) -> io::Result<impl std::future::Future<Output = ()>> {
-    use async_signal::{Signal, Signals};
     use smol::stream::StreamExt as _;
     use smol_graceful::upgrade::Upgrade;
 
@@ -242,7 +246,6 @@ fn upgrade_on_hangup(
         .listener("http", listener)?
         .ready_timeout(ready_timeout);
     let upgrade = std::sync::Arc::new(upgrade);
-    let mut hangups = Signals::new([Signal::Hup])?;
     let shutdown = shutdown.clone();
     Ok(async move {
         while let Some(Some(_)) = shutdown.run_until_triggered(hangups.next()).await {

@@ -41,6 +41,18 @@
 //! upgrade runs at a time: a `start` during another fails with
 //! [`io::ErrorKind::ResourceBusy`].
 //!
+//! # Limits
+//!
+//! - The successor is started through `/bin/sh` (`LISTEN_PID=$$ exec ...`), the
+//!   only way without `unsafe` to set `LISTEN_PID` to its own pid: an image
+//!   without a shell (distroless) cannot upgrade, and `start` says so.
+//! - Ready means ready: a successor that says `READY=1` and then crashes
+//!   leaves no instance serving (as with nginx and tableflip), so call
+//!   [`systemd::ready`](crate::systemd::ready) once the service accepts, not
+//!   before its set-up has succeeded.
+//! - Only the listeners given to [`Upgrade::listener`] are handed over;
+//!   connections already accepted stay with this instance and drain.
+//!
 //! # Under systemd
 //!
 //! ```ini
@@ -231,24 +243,28 @@ impl Upgrade {
     /// - `Interrupted`: the shutdown had triggered, or triggered while the
     ///   successor started (which is then stopped);
     /// - `TimedOut`: the successor was not ready in time (it is stopped);
+    /// - `InvalidInput`: no listener was added;
     /// - `Other`: the successor exited before it was ready (with its exit
     ///   status in the message), or could not be started (the message says
     ///   why).
     pub async fn start(&self) -> io::Result<u32> {
         let mut attempt = self.begin()?;
+        if lock(&self.listeners).is_empty() {
+            let message = "no listener to hand over (see Upgrade::listener)";
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
         let listeners = lock(&self.listeners)
             .iter()
             .map(|(name, fd)| Ok((name.clone(), fd.try_clone()?)))
-            .collect::<io::Result<Vec<_>>>()?;
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot copy the listeners: {e}")))?;
         let (socket, ready_at) = attempt.ready_socket()?;
         let mut command = successor(listeners, &ready_at)?;
         let child = smol::unblock(move || command.spawn()).await;
-        let child = attempt.started(child.map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("upgrade: cannot start the successor: {e}"),
-            )
-        })?);
+        let child =
+            attempt.started(child.map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start the successor: {e}"))
+            })?);
         let pid = child.id();
         log::info!("upgrade: started the successor, pid {pid}; waiting for it to be ready");
 
@@ -273,28 +289,30 @@ impl Upgrade {
             Outcome::Ready(Ok(())) => return Ok(attempt.done(pid)),
             Outcome::Ready(Err(e)) => io::Error::new(
                 e.kind(),
-                format!("upgrade: cannot receive from the successor (pid {pid}): {e}"),
+                format!("cannot receive from the successor (pid {pid}): {e}"),
             ),
             Outcome::Exited(Ok(status)) => {
                 attempt.reaped();
                 io::Error::other(format!(
-                    "upgrade: the successor (pid {pid}) exited before it was ready: {status}"
+                    "the successor (pid {pid}) exited before it was ready: {status}"
                 ))
             }
             Outcome::Exited(Err(e)) => io::Error::new(
                 e.kind(),
-                format!("upgrade: cannot wait for the successor (pid {pid}): {e}"),
+                format!("cannot wait for the successor (pid {pid}): {e}"),
             ),
             Outcome::TimedOut => io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "upgrade: the successor (pid {pid}) was not ready within {:?}; stopped it",
+                    "the successor (pid {pid}) was not ready within {:?}; stopped it",
                     self.ready_timeout
                 ),
             ),
             Outcome::Cancelled => io::Error::new(
                 io::ErrorKind::Interrupted,
-                format!("upgrade: the shutdown triggered while the successor (pid {pid}) started; stopped it"),
+                format!(
+                    "the shutdown triggered while the successor (pid {pid}) started; stopped it"
+                ),
             ),
         };
         attempt.stop().await;
@@ -307,15 +325,15 @@ impl Upgrade {
         match *state {
             State::Starting(pid) => Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
-                format!("upgrade: an upgrade is under way already (successor pid {pid})"),
+                format!("an upgrade is under way already (successor pid {pid})"),
             )),
             State::Done(pid) => Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("upgrade: this instance has handed over to pid {pid} already"),
+                format!("this instance has handed over to pid {pid} already"),
             )),
             State::Idle if self.shutdown.is_triggered() => Err(io::Error::new(
                 io::ErrorKind::Interrupted,
-                "upgrade: the shutdown has triggered; no upgrade",
+                "the shutdown has triggered; no upgrade",
             )),
             State::Idle => {
                 *state = State::Starting(0);
@@ -380,20 +398,14 @@ impl Attempt<'_> {
             .unwrap_or_else(std::env::temp_dir);
         let dir = base.join(format!("smol-graceful-upgrade-{}-{n}", std::process::id()));
         DirBuilder::new().mode(0o700).create(&dir).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("upgrade: cannot create {}: {e}", dir.display()),
-            )
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
         })?;
         self.dir = Some(dir.clone());
         let path = dir.join("ready");
         let socket = UnixDatagram::bind(&path)
             .and_then(Async::new)
             .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("upgrade: cannot bind {}: {e}", path.display()),
-                )
+                io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display()))
             })?;
         Ok((socket, path))
     }
@@ -496,7 +508,7 @@ fn successor(listeners: Vec<(String, OwnedFd)>, ready_at: &Path) -> io::Result<C
         .collect();
     command
         .fd_mappings(mappings)
-        .map_err(|e| io::Error::other(format!("upgrade: {e}")))?;
+        .map_err(|e| io::Error::other(e.to_string()))?;
     Ok(command)
 }
 

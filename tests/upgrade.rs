@@ -23,7 +23,6 @@ mod common;
 
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, Once};
@@ -131,17 +130,29 @@ impl Install {
     /// Puts the example at the path.
     fn put_example(&self) {
         let example = example_binary_with_features("upgrade");
-        let staged = self.dir.join(".staged");
-        std::fs::copy(example, &staged).expect("copy the example");
-        std::fs::rename(&staged, &self.path).expect("install the example");
+        self.put(r#"cp "$1" "$2""#, example.as_os_str());
     }
 
     /// Puts a shell script at the path, as a broken build would be.
     fn put_script(&self, script: &str) {
+        self.put(r#"printf '%s' "$1" > "$2""#, script.as_ref());
+    }
+
+    /// Writes a staged file with `sh -c write <arg> <staged>`, makes it executable and
+    /// renames it to the path. The writing is done by a child process: a file this
+    /// process opened for writing could be held open, between fork and exec, by a
+    /// command another test thread starts, and executing it would then fail with
+    /// "Text file busy".
+    fn put(&self, write: &str, arg: &std::ffi::OsStr) {
         let staged = self.dir.join(".staged");
-        std::fs::write(&staged, script).expect("write the script");
-        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        std::fs::rename(&staged, &self.path).expect("install the script");
+        let status = Command::new("sh")
+            .args(["-c", &format!(r#"{write} && chmod 755 "$2""#), "sh"])
+            .arg(arg)
+            .arg(&staged)
+            .status()
+            .expect("run sh");
+        assert!(status.success(), "writing {}: {status}", staged.display());
+        std::fs::rename(&staged, &self.path).expect("install");
     }
 
     /// Starts what is installed on a free port, with `READY_TIMEOUT_MS` and a 10 s
@@ -437,6 +448,19 @@ fn a_successor_that_exits_or_is_never_ready_leaves_the_old_instance_serving() {
     assert!(
         !exists(named_pid(late)),
         "the late successor is still there: {late}"
+    );
+
+    // One that ignores SIGTERM too: killed 5 s after it.
+    install.put_script("#!/bin/sh\ntrap '' TERM\nexec sleep 60\n");
+    old.signal("HUP");
+    let late = old.expect_line("upgrade failed: ");
+    assert!(
+        late.contains("was not ready within 1s; stopped it"),
+        "{late}"
+    );
+    assert!(
+        !exists(named_pid(&late)),
+        "the stubborn successor is still there: {late}"
     );
 
     // Still serving, and a good build upgrades.

@@ -58,6 +58,13 @@ fn no_upgrade_starts_once_the_shutdown_has_triggered() {
 }
 
 #[test]
+fn an_upgrade_without_a_listener_is_refused() {
+    let error = smol::block_on(Upgrade::new(&Shutdown::new()).start()).expect_err("refused");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
+    assert!(error.to_string().contains("no listener"), "{error}");
+}
+
+#[test]
 fn a_bound_socket_stops_listening_at_shutdown_though_an_upgrade_holds_it() {
     let shutdown = Shutdown::new();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
