@@ -55,10 +55,7 @@ pin_project! {
     }
 }
 
-impl<F, T, E> TrackedTask<F, T, E>
-where
-    F: Future<Output = Result<T, E>>,
-{
+impl<F: Future<Output = Result<T, E>>, T, E> TrackedTask<F, T, E> {
     pub(super) fn new(body: F, slot: Slot<T, E>, started: bool) -> TrackedTask<F, T, E> {
         TrackedTask {
             body: Some(AssertUnwindSafe(body).catch_unwind()),
@@ -69,11 +66,7 @@ where
     }
 }
 
-impl<F, T, E> Future for TrackedTask<F, T, E>
-where
-    F: Future<Output = Result<T, E>>,
-    E: fmt::Display,
-{
+impl<F: Future<Output = Result<T, E>>, T, E: fmt::Display> Future for TrackedTask<F, T, E> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
