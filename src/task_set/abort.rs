@@ -16,7 +16,7 @@
 //! `abort_wakes_a_pending_task`).
 
 use std::future::Future as _;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use event_listener::{Event, EventListener};
 
@@ -96,10 +96,7 @@ impl AbortWatch {
         if same {
             return false;
         }
-        if let Poll::Ready(()) = std::pin::Pin::new(listener).poll(cx) {
-            return true;
-        }
         self.waker = Some(cx.waker().clone());
-        false
+        std::pin::Pin::new(listener).poll(cx).is_ready()
     }
 }
