@@ -17,20 +17,16 @@ pub(super) const NONE: u32 = u32::MAX;
 /// Entries per chunk after the first (which grows like a `Vec` up to it,
 /// so that a small set stays small).
 const CHUNK: usize = 256;
+/// Where a task was started (shown in straggler reports).
+pub(super) type CallSite = &'static Location<'static>;
 
 /// One task. The birth and the link are variant fields, not structs, so
 /// the tag shares their first word.
 pub(super) enum Entry<T, E> {
     /// Waiting for a slot of the limit.
-    Queued {
-        millis: u32,
-        location: &'static Location<'static>,
-    },
+    Queued { millis: u32, location: CallSite },
     /// Holding a slot.
-    Running {
-        millis: u32,
-        location: &'static Location<'static>,
-    },
+    Running { millis: u32, location: CallSite },
     /// Returned `Ok(value)`; `next` links the finished list.
     Done { next: u32, value: T },
     /// Did not succeed (boxed: failures are rare).

@@ -56,7 +56,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::panic::Location;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -64,7 +63,7 @@ use std::time::{Duration, Instant};
 use event_listener::Event;
 
 use super::abort::AbortFlag;
-use super::entries::{Entries, Entry, NONE};
+use super::entries::{CallSite, Entries, Entry, NONE};
 use super::error::TaskError;
 use crate::group::Closed;
 use crate::panic::{drop_quietly, isolate};
@@ -326,7 +325,7 @@ impl<T, E> Slot<T, E> {
     pub(super) fn register(
         shared: &Arc<Shared<T, E>>,
         name: Option<Cow<'static, str>>,
-        location: &'static Location<'static>,
+        location: CallSite,
     ) -> Result<(Slot<T, E>, bool), Closed> {
         let millis = millis_since(shared.epoch);
         let mut state = lock(&shared.state.0);
