@@ -387,14 +387,12 @@ impl<T, E> Slot<T, E> {
     where
         E: std::fmt::Display,
     {
+        let Some(index) = self.index else { return };
         let describe = TaskError::describe;
-        match caught {
-            Ok(Ok(value)) => self.settle(Entry::Done { next: NONE, value }),
+        match caught.map_err(std::sync::Mutex::new) {
+            Ok(Ok(value)) => self.settle(index, Entry::Done { next: NONE, value }),
             Ok(Err(error)) => self.fail(|task| TaskError::Failed { task, error }, describe),
-            Err(payload) => {
-                let payload = std::sync::Mutex::new(payload);
-                self.fail(|task| TaskError::Panicked { task, payload }, describe);
-            }
+            Err(payload) => self.fail(|task| TaskError::Panicked { task, payload }, describe),
         }
     }
 
@@ -419,14 +417,12 @@ impl<T, E> Slot<T, E> {
         } else if log::log_enabled!(log::Level::Debug) {
             isolate(|| log::debug!("{} (after the first failure)", describe(&error)));
         }
-        self.settle(Entry::Failed { next: NONE, error });
+        self.settle(index, Entry::Failed { next: NONE, error });
     }
 
-    fn settle(&mut self, outcome: Entry<T, E>) {
-        let Some(index) = self.index.take() else {
-            drop_quietly(outcome);
-            return;
-        };
+    /// Records the outcome of task `index`, this slot's (invariant 3).
+    fn settle(&mut self, index: usize, outcome: Entry<T, E>) {
+        self.index = None;
         let mut state = lock(&self.shared.state.0);
         let (handed, freed) = match state.entries.get(index) {
             Some(Entry::Running { .. }) => state.release(),
