@@ -342,10 +342,8 @@ impl<T, E> Slot<T, E> {
             state.waiting.push_back((index, None));
             index
         };
-        if let Some(name) = name {
-            // Indices grow under this lock: `names` stays sorted.
-            state.names.push((index, name));
-        }
+        // Indices grow under this lock: `names` stays sorted.
+        state.names.extend(name.map(|name| (index, name)));
         drop(state);
         let slot = Slot {
             shared: Arc::clone(shared),
@@ -357,16 +355,13 @@ impl<T, E> Slot<T, E> {
     /// A queued task: `Ready(true)` once it holds a slot, `Ready(false)` if
     /// the set was aborted first, else `Pending` with `cx`'s waker kept.
     pub(super) fn poll_start(&self, cx: &mut Context<'_>) -> Poll<bool> {
-        let Some(index) = self.index else {
-            return Poll::Ready(false);
-        };
         let mut state = lock(&self.shared.state.0);
         // Re-checked under the lock: `abort` stores the flag before it
         // takes this lock to wake the queued tasks, so either this load sees
         // the flag or that wake-up sees the waker stored below.
-        if self.shared.abort.is_aborted() {
+        let (Some(index), false) = (self.index, self.shared.abort.is_aborted()) else {
             return Poll::Ready(false);
-        }
+        };
         if !matches!(state.entries.get(index), Some(Entry::Queued { .. })) {
             return Poll::Ready(true);
         }
