@@ -184,11 +184,10 @@ impl<E> TaskError<E> {
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         match self.try_into_panic() {
             Ok(payload) => payload,
-            Err(other) => panic!(
-                "TaskError::into_panic: {} did not panic ({})",
-                other.task_name(),
-                other.describe_without_error()
-            ),
+            Err(other) => {
+                let (task, what) = (other.task(), other.describe_without_error());
+                panic!("TaskError::into_panic: {task} did not panic ({what})")
+            }
         }
     }
 
