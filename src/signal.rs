@@ -320,6 +320,9 @@ impl Watch {
                 self.report.log_before_exit(format!(
                     "received {name} again: exiting now with status {status}"
                 ));
+                // No successor of an upgrade may go on serving alone.
+                #[cfg(all(unix, feature = "upgrade"))]
+                crate::upgrade::abandon();
                 std::process::exit(status);
             }
             Second::Ignore => self.report.log(

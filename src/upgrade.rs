@@ -39,7 +39,9 @@
 //! reaped, `start` returns an error that says why (with the exit status),
 //! and this instance goes on serving as if nothing had happened. One
 //! upgrade runs at a time: a `start` during another fails with
-//! [`io::ErrorKind::ResourceBusy`].
+//! [`io::ErrorKind::ResourceBusy`]. A second signal that makes the
+//! [`signal`](crate::signal) watcher exit at once kills a successor still
+//! starting first (SIGKILL), so that none is left serving alone.
 //!
 //! # Limits
 //!
@@ -137,6 +139,21 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How often a starting successor is checked for having exited.
 const EXIT_POLL: Duration = Duration::from_millis(10);
+
+/// The successors that are starting, killed by [`abandon`].
+static STARTING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Kills (SIGKILL) every successor still starting: called by the signal
+/// watcher before it exits at once on a second signal, so that no successor
+/// is left to serve on its own after a forced exit.
+#[cfg(feature = "signal")]
+pub(crate) fn abandon() {
+    for pid in std::mem::take(&mut *lock(&STARTING)) {
+        if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+            let _ = kill_process(pid, Signal::KILL);
+        }
+    }
+}
 
 /// Hands this process's listening sockets to a successor, and drains this
 /// process once the successor is ready: see the [module docs](self).
@@ -413,18 +430,21 @@ impl Attempt<'_> {
     /// Records the started successor; returns it to wait on.
     fn started(&mut self, child: Child) -> &mut Child {
         *lock(&self.upgrade.state) = State::Starting(child.id());
+        lock(&STARTING).push(child.id());
         self.child.insert(child)
     }
 
-    /// The successor exited and was reaped: nothing to stop.
+    /// The successor exited and was reaped, or took over: nothing to stop.
     fn reaped(&mut self) {
-        self.child = None;
+        if let Some(child) = self.child.take() {
+            lock(&STARTING).retain(|&pid| pid != child.id());
+        }
     }
 
     /// The successor took over: MAINPID to systemd, then the shutdown.
     fn done(mut self, pid: u32) -> u32 {
         // Not waited for: it goes on running when this process exits.
-        drop(self.child.take());
+        self.reaped();
         *lock(&self.upgrade.state) = State::Done(pid);
         #[cfg(feature = "systemd")]
         if crate::systemd::is_enabled() {
@@ -454,7 +474,7 @@ impl Attempt<'_> {
             None
         };
         if smol::future::or(exited, late).await.is_some() {
-            self.child = None; // reaped
+            self.reaped();
         }
     }
 }
@@ -464,6 +484,7 @@ impl Drop for Attempt<'_> {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            lock(&STARTING).retain(|&pid| pid != child.id());
         }
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_file(dir.join("ready"));

@@ -504,30 +504,55 @@ fn a_sighup_storm_upgrades_once() {
     );
 }
 
+/// Sends SIGHUP to `old` with `script` installed (a successor that never says ready),
+/// and waits for the successor to start; returns its pid.
+fn start_a_successor(install: &Install, old: &Process, script: &str) -> u32 {
+    install.put_script(script);
+    old.signal("HUP");
+    old.expect_line("SIGHUP: upgrading");
+    // The successor is the old instance's only child (of whichever of its threads
+    // started it).
+    let deadline = Instant::now() + STEP;
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", old.pid())).expect("tasks");
+        let children: String = tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+            .collect();
+        if let Some(pid) = children.split_whitespace().next() {
+            return pid.parse().expect("a pid");
+        }
+        assert!(Instant::now() < deadline, "no successor started");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_second_sigterm_during_an_upgrade_exits_at_once_and_kills_the_successor() {
+    let instances = Instances::default();
+    let install = Install::new("second-sigterm");
+    let (mut old, addr) = install.start(30_000);
+    instances.add(old.pid());
+    let _long = long_request(addr);
+    // It ignores SIGTERM: the first signal's stop of the upgrade does not end it.
+    let successor = start_a_successor(&install, &old, "#!/bin/sh\ntrap '' TERM\nexec sleep 60\n");
+    instances.add(successor);
+    old.signal("TERM");
+    old.expect_line("shutdown: ");
+    old.signal("TERM");
+    let status = old.wait_exit(STEP);
+    assert_eq!(status.code(), Some(143), "the old instance: {status}");
+    // Orphaned by the exit, the successor is this process's child now: SIGKILL ended it.
+    assert_eq!(wait_pid(successor, STEP), 128 + 9, "the successor");
+}
+
 #[test]
 fn sigterm_during_an_upgrade_drains_the_old_instance_and_stops_the_successor() {
     let instances = Instances::default();
     let install = Install::new("sigterm");
     let (mut old, addr) = install.start(30_000);
     instances.add(old.pid());
-    install.put_script("#!/bin/sh\nexec sleep 60\n");
     let long = long_request(addr);
-    old.signal("HUP");
-    old.expect_line("SIGHUP: upgrading");
-    // The successor is the old instance's only child (of whichever of its threads
-    // started it).
-    let deadline = Instant::now() + STEP;
-    let successor: u32 = loop {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", old.pid())).expect("tasks");
-        let children: String = tasks
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
-            .collect();
-        if let Some(pid) = children.split_whitespace().next() {
-            break pid.parse().expect("a pid");
-        }
-        assert!(Instant::now() < deadline, "no successor started");
-        thread::sleep(Duration::from_millis(5));
-    };
+    let successor = start_a_successor(&install, &old, "#!/bin/sh\nexec sleep 60\n");
     instances.add(successor);
     old.signal("TERM");
     let failed = old.expect_line("upgrade failed: ");
