@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{activated_command, example_binary, example_binary_with_features, Server, STEP};
 use common::load::{connect, ms, percentile, request, Load, Tally};
+use common::notify::Manager;
 use common::subprocess::{send_signal, Process};
 
 /// The long request in flight at every upgrade and restart.
@@ -158,17 +159,22 @@ impl Install {
     /// Starts what is installed on a free port, with `READY_TIMEOUT_MS` and a 10 s
     /// grace; returns it with the address it listens on.
     fn start(&self, ready_timeout_ms: u64) -> (Process, SocketAddr) {
-        become_subreaper();
         let mut command = Command::new(&self.path);
+        self.start_command(command.env_remove("NOTIFY_SOCKET"), ready_timeout_ms)
+    }
+
+    /// [`Install::start`] with `command`, a command for the path with settings of its
+    /// own.
+    fn start_command(&self, command: &mut Command, ready_timeout_ms: u64) -> (Process, SocketAddr) {
+        become_subreaper();
         command
             .arg("127.0.0.1:0")
             .env("GRACE_MS", "10000")
             .env("READY_TIMEOUT_MS", ready_timeout_ms.to_string())
             .env_remove("DRAIN_DELAY_MS")
             .env_remove("HEADER_TIMEOUT_MS")
-            .env_remove("LISTEN_FDS")
-            .env_remove("NOTIFY_SOCKET");
-        let process = Process::spawn(&mut command, STEP);
+            .env_remove("LISTEN_FDS");
+        let process = Process::spawn(command, STEP);
         let line = process.expect_line("listening on http://");
         let addr = line["listening on http://".len()..]
             .parse()
@@ -473,6 +479,39 @@ fn a_successor_that_exits_or_is_never_ready_leaves_the_old_instance_serving() {
     let figures = Figures::new(&load.stop(), &[]);
     assert!(figures.lost.is_empty(), "lost: {:#?}", figures.lost);
     assert!(figures.served > 0);
+    send_signal(next, "TERM");
+    assert_eq!(wait_pid(next, STEP), 0, "the successor");
+}
+
+#[test]
+fn under_systemd_the_old_instance_names_the_new_main_pid_after_its_ready() {
+    let instances = Instances::default();
+    let install = Install::new("systemd");
+    let manager = Manager::bind("upgrade-systemd");
+    let mut command = Command::new(&install.path);
+    command.env("NOTIFY_SOCKET", &manager.path);
+    let (mut old, _) = install.start_command(&mut command, 30_000);
+    instances.add(old.pid());
+    manager.expect("READY=1");
+    old.signal("HUP");
+    let next = upgraded_pid(&old.expect_line("upgraded: pid "));
+    instances.add(next);
+    let status = old.wait_exit(STEP);
+    assert_eq!(status.code(), Some(0), "the old instance: {status}");
+    // The successor's READY=1 (NotifyAccess=all), then the old instance's MAINPID=,
+    // then its own drain (STOPPING=1 and what follows).
+    let messages = manager.queued();
+    let ready = messages.iter().position(|m| m == "READY=1");
+    let main_pid = messages
+        .iter()
+        .position(|m| *m == format!("MAINPID={next}"));
+    let stopping = messages.iter().position(|m| m == "STOPPING=1");
+    match (ready, main_pid, stopping) {
+        (Some(ready), Some(main_pid), Some(stopping)) => {
+            assert!(ready < main_pid && main_pid < stopping, "{messages:#?}");
+        }
+        _ => panic!("READY=1, MAINPID={next} and STOPPING=1 expected: {messages:#?}"),
+    }
     send_signal(next, "TERM");
     assert_eq!(wait_pid(next, STEP), 0, "the successor");
 }
