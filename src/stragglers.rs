@@ -389,7 +389,9 @@ impl Straggler {
         &self.name
     }
 
-    /// How long the guard had been alive when the snapshot was taken.
+    /// How long the guard had been alive when the snapshot was taken. A
+    /// `TaskSet`'s tasks are aged to the millisecond, on Linux from the
+    /// coarse monotonic clock (to within its tick, 1 to 4 ms).
     pub fn age(&self) -> Duration {
         self.age
     }

@@ -146,7 +146,14 @@ macro_rules! join_rows {
             taskset_join::<$n>,
         )
         .reps(JOIN_REPS)
-        .against(&[at_most(1.15, &$collect), at_most(1.0, &$unordered)]);
+        .against(&[
+            at_most(1.15, &$collect),
+            at_most(1.0, &$unordered),
+            // No target: how far the set is above the join of counted, detached
+            // tasks (a set frees each finished task's allocation, so it detaches
+            // them; `task_await_collect` keeps every task until it is awaited).
+            vs(&$floor),
+        ]);
 
         static $collect: Spec = Spec::new(
             concat!("task_await_collect_", $label),
