@@ -64,39 +64,37 @@ impl AbortFlag {
     }
 }
 
-/// One task's watch on its set's abort flag.
+/// One task's watch on its set's abort flag: one pointer in every task, and
+/// a box only in a task that has returned `Pending`, with the listener made
+/// then and the waker it holds (to skip re-registering the same one). A
+/// task's future stays small, which keeps smol's allocation for it in a
+/// cheap size class.
 #[derive(Default)]
-pub(super) struct AbortWatch {
-    /// Made at the task's first `Pending`.
-    listener: Option<EventListener>,
-    /// The waker the listener holds, to skip re-registering the same one.
-    waker: Option<Waker>,
-}
+pub(super) struct AbortWatch(Option<Box<(EventListener, Option<Waker>)>>);
 
 impl AbortWatch {
     /// After the task's body returned `Pending`: makes sure `cx`'s waker is
     /// woken by an abort. True if the set is aborted already.
     pub(super) fn register(&mut self, flag: &AbortFlag, cx: &mut Context<'_>) -> bool {
-        let listener = match &mut self.listener {
-            Some(listener) => listener,
+        let (listener, waker) = match &mut self.0 {
+            Some(listening) => &mut **listening,
             None => {
                 // Planted bug for tests/loom.rs: load, then listen; an abort
                 // between the two is neither seen nor heard.
                 let early =
                     cfg!(smol_graceful_bug = "load_before_listen").then(|| flag.is_aborted());
-                let listener = self.listener.insert(flag.event.listen());
+                let listening = self.0.insert(Box::new((flag.event.listen(), None)));
                 // Listen, then load (see the module docs).
                 if early.unwrap_or_else(|| flag.is_aborted()) {
                     return true;
                 }
-                listener
+                &mut **listening
             }
         };
-        let same = self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-        if same {
+        if waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             return false;
         }
-        self.waker = Some(cx.waker().clone());
+        *waker = Some(cx.waker().clone());
         std::pin::Pin::new(listener).poll(cx).is_ready()
     }
 }

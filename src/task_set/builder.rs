@@ -122,12 +122,12 @@ impl<'s, T, E> TaskBuilder<'s, T, E> {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        let (slot, started) = Slot::register(self.shared, self.name, Location::caller())?;
+        let slot = Slot::register(self.shared, self.name, Location::caller())?;
         let run = move |slot: Slot<T, E>| {
             let work = move || slot.finish(catch_unwind(AssertUnwindSafe(f)));
             smol::unblock(work).detach();
         };
-        if started {
+        if !slot.queued {
             run(slot);
         } else {
             // Wait for a slot (abortable) on the global executor, then hand
@@ -154,8 +154,8 @@ impl<'s, T, E> TaskBuilder<'s, T, E> {
     where
         F: Future<Output = Result<T, E>>,
     {
-        let (slot, started) = Slot::register(self.shared, self.name, Location::caller())?;
-        Ok(TrackedTask::new(future, slot, started))
+        let slot = Slot::register(self.shared, self.name, Location::caller())?;
+        Ok(TrackedTask::new(future, slot))
     }
 }
 

@@ -32,7 +32,7 @@
 //!    once, in the order they were recorded; `Taken` entries are not. `waiting` holds the index of every `Queued` entry, oldest
 //!    first, and may hold stale indices of entries that settled while
 //!    queued: they are skipped when a slot is handed on.
-//! 3. A slot settles exactly once: `Slot::index` is `Some` until its outcome
+//! 3. A slot settles exactly once: `Slot::index` is not `NONE` until its outcome
 //!    is recorded, and a slot dropped unsettled records a cancellation.
 //! 4. `closed` becomes true when the set is dropped or aborted, or when a
 //!    join returns (it found no task counted, `running + queued == 0`, in
@@ -313,17 +313,21 @@ impl<T, E> Shared<T, E> {
 /// recorded (invariant 3).
 pub(super) struct Slot<T, E> {
     pub(super) shared: Arc<Shared<T, E>>,
-    index: Option<usize>,
+    /// `NONE` once the outcome is recorded (a `u32`, as the entries' links,
+    /// so that a slot and `queued` fit in two words of the task's future).
+    index: u32,
+    /// True while the task waits for a slot of the limit.
+    pub(super) queued: bool,
 }
 
 impl<T, E> Slot<T, E> {
     /// Lists a new task: it runs at once if a slot is free and no task
-    /// waits, otherwise it queues. `Ok((slot, started))`.
+    /// waits, otherwise it queues (and `queued` says so).
     pub(super) fn register(
         shared: &Arc<Shared<T, E>>,
         name: Option<Cow<'static, str>>,
         location: CallSite,
-    ) -> Result<(Slot<T, E>, bool), Closed> {
+    ) -> Result<Slot<T, E>, Closed> {
         let millis = now_millis();
         let mut state = lock(&shared.state.0);
         if state.closed {
@@ -342,11 +346,17 @@ impl<T, E> Slot<T, E> {
         // Indices grow under this lock: `names` stays sorted.
         state.names.extend(name.map(|name| (index, name)));
         drop(state);
-        let slot = Slot {
+        Ok(Slot {
             shared: Arc::clone(shared),
-            index: Some(index),
-        };
-        Ok((slot, started))
+            // `Entries::push` keeps indices below `NONE`.
+            index: index as u32,
+            queued: !started,
+        })
+    }
+
+    /// This slot's index, until its outcome is recorded.
+    fn index(&self) -> Option<usize> {
+        (self.index != NONE).then_some(self.index as usize)
     }
 
     /// A queued task: `Ready(true)` once it holds a slot, `Ready(false)` if
@@ -356,7 +366,7 @@ impl<T, E> Slot<T, E> {
         // Re-checked under the lock: `abort` stores the flag before it
         // takes this lock to wake the queued tasks, so either this load sees
         // the flag or that wake-up sees the waker stored below.
-        let (Some(index), false) = (self.index, self.shared.abort.is_aborted()) else {
+        let (Some(index), false) = (self.index(), self.shared.abort.is_aborted()) else {
             return Poll::Ready(false);
         };
         if !matches!(state.entries.get(index), Some(Entry::Queued { .. })) {
@@ -379,7 +389,7 @@ impl<T, E> Slot<T, E> {
     where
         E: std::fmt::Display,
     {
-        let Some(index) = self.index else { return };
+        let Some(index) = self.index() else { return };
         let describe = TaskError::describe;
         match caught.map_err(std::sync::Mutex::new) {
             Ok(Ok(value)) => self.settle(index, Entry::Done { next: NONE, value }),
@@ -395,7 +405,7 @@ impl<T, E> Slot<T, E> {
         error: impl FnOnce(Cow<'static, str>) -> TaskError<E>,
         describe: impl Fn(&TaskError<E>) -> String,
     ) {
-        let Some(index) = self.index else { return };
+        let Some(index) = self.index() else { return };
         let mut state = lock(&self.shared.state.0);
         let first = state.first_failure.is_none();
         state.first_failure.get_or_insert(index);
@@ -414,7 +424,7 @@ impl<T, E> Slot<T, E> {
 
     /// Records the outcome of task `index`, this slot's (invariant 3).
     fn settle(&mut self, index: usize, outcome: Entry<T, E>) {
-        self.index = None;
+        self.index = NONE;
         let mut state = lock(&self.shared.state.0);
         let (handed, freed) = match state.entries.get(index) {
             Some(Entry::Running { .. }) => state.release(),
