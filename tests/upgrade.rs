@@ -543,8 +543,9 @@ fn a_sighup_storm_upgrades_once() {
     );
 }
 
-/// Sends SIGHUP to `old` with `script` installed (a successor that never says ready),
-/// and waits for the successor to start; returns its pid.
+/// Sends SIGHUP to `old` with `script` installed (a successor that never says ready
+/// and ends in `exec sleep`), and waits until the successor sleeps (so that what the
+/// script set up before, such as a trap, is in place); returns its pid.
 fn start_a_successor(install: &Install, old: &Process, script: &str) -> u32 {
     install.put_script(script);
     old.signal("HUP");
@@ -558,7 +559,10 @@ fn start_a_successor(install: &Install, old: &Process, script: &str) -> u32 {
             .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
             .collect();
         if let Some(pid) = children.split_whitespace().next() {
-            return pid.parse().expect("a pid");
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm == "sleep\n" {
+                return pid.parse().expect("a pid");
+            }
         }
         assert!(Instant::now() < deadline, "no successor started");
         thread::sleep(Duration::from_millis(5));
