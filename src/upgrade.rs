@@ -40,7 +40,7 @@
 //! and this instance goes on serving as if nothing had happened. One
 //! upgrade runs at a time: a `start` during another fails with
 //! [`io::ErrorKind::ResourceBusy`]. A second signal that makes the
-//! [`signal`](crate::signal) watcher exit at once kills a successor still
+//! `signal` watcher (feature `signal`) exit at once kills a successor still
 //! starting first (SIGKILL), so that none is left serving alone.
 //!
 //! # Limits
