@@ -230,9 +230,13 @@ impl Upgrade {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let fd = listener.as_fd().try_clone_to_owned()?;
+        // Checked under the lock that the trigger's release takes after the
+        // trigger: either the release finds this copy, or it is not kept.
+        let mut listeners = lock(&self.listeners);
         if !self.shutdown.is_triggered() {
-            lock(&self.listeners).push((name, fd));
+            listeners.push((name, fd));
         }
+        drop(listeners);
         Ok(self)
     }
 
