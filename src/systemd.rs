@@ -117,6 +117,8 @@ enum Message {
     ExtendTimeout(Duration),
     Watchdog,
     Status(String),
+    /// Sent by an upgrade once its successor is ready.
+    #[cfg(all(unix, feature = "upgrade"))]
     MainPid(u32),
 }
 
@@ -133,6 +135,7 @@ impl fmt::Display for Message {
             ),
             Message::Watchdog => f.write_str("WATCHDOG=1"),
             Message::Status(text) => write!(f, "STATUS={text}"),
+            #[cfg(all(unix, feature = "upgrade"))]
             Message::MainPid(pid) => write!(f, "MAINPID={pid}"),
         }
     }
@@ -171,6 +174,7 @@ fn send(message: Message) -> io::Result<()> {
         Message::Stopping => NotifyState::Stopping,
         Message::Watchdog => NotifyState::Watchdog,
         Message::Status(ref text) => NotifyState::Status(text),
+        #[cfg(feature = "upgrade")]
         Message::MainPid(pid) => NotifyState::MainPid(pid),
         // sd-notify's `ExtendTimeoutUsec` holds a u32 (71 minutes at most).
         Message::ExtendTimeout(_) => {
