@@ -503,3 +503,35 @@ fn dropping_an_unjoined_set_with_a_panicking_logger_does_not_panic() {
     LOGGER_PANICS.with(|p| p.set(false));
     assert!(shutdown.is_triggered());
 }
+
+/// A hand-written body that is done at its first poll, and whose `Drop` panics.
+struct DoneThenBomb(Option<u32>);
+
+impl std::future::Future for DoneThenBomb {
+    type Output = Result<u32, String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::task::Poll::Ready(self.0.take().ok_or_else(|| "polled again".to_owned()))
+    }
+}
+
+impl Drop for DoneThenBomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("Drop of a finished body panicked");
+        }
+    }
+}
+
+#[test]
+fn a_finished_body_whose_drop_panics_still_hands_its_value_to_join() {
+    install_logger();
+    let mut set = TaskSet::<u32, String>::new();
+    let task = set.track(DoneThenBomb(Some(7))).unwrap();
+    // The body's drop runs inside the task's poll, isolated: the poll returns.
+    assert!(block_on(poll_once(task)).is_some());
+    assert_eq!(run_bounded(set.join()).unwrap(), [7]);
+}
