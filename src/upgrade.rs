@@ -149,9 +149,14 @@ static STARTING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 #[cfg(feature = "signal")]
 pub(crate) fn abandon() {
     for pid in std::mem::take(&mut *lock(&STARTING)) {
-        if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
-            let _ = kill_process(pid, Signal::KILL);
-        }
+        send(pid, Signal::KILL);
+    }
+}
+
+/// Sends `signal` to process `pid`; a process already gone is no error.
+fn send(pid: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process(pid, signal);
     }
 }
 
@@ -270,15 +275,15 @@ impl Upgrade {
     ///   why).
     pub async fn start(&self) -> io::Result<u32> {
         let mut attempt = self.begin()?;
-        if lock(&self.listeners).is_empty() {
-            let message = "no listener to hand over (see Upgrade::listener)";
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
-        }
         let listeners = lock(&self.listeners)
             .iter()
             .map(|(name, fd)| Ok((name.clone(), fd.try_clone()?)))
             .collect::<io::Result<Vec<_>>>()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot copy the listeners: {e}")))?;
+        if listeners.is_empty() {
+            let message = "no listener to hand over (see Upgrade::listener)";
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
         let (socket, ready_at) = attempt.ready_socket()?;
         let mut command = successor(listeners, &ready_at)?;
         let child = smol::unblock(move || command.spawn()).await;
@@ -438,7 +443,7 @@ impl Attempt<'_> {
         self.child.insert(child)
     }
 
-    /// The successor exited and was reaped, or took over: nothing to stop.
+    /// The successor was reaped, or took over: nothing left to stop.
     fn reaped(&mut self) {
         if let Some(child) = self.child.take() {
             lock(&STARTING).retain(|&pid| pid != child.id());
@@ -469,9 +474,7 @@ impl Attempt<'_> {
         let Some(child) = self.child.as_mut() else {
             return;
         };
-        if let Some(pid) = i32::try_from(child.id()).ok().and_then(Pid::from_raw) {
-            let _ = kill_process(pid, Signal::TERM);
-        }
+        send(child.id(), Signal::TERM);
         let exited = async { exit_status(child).await.ok() };
         let late = async {
             Timer::after(STOP_GRACE).await;
@@ -485,11 +488,11 @@ impl Attempt<'_> {
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
-            lock(&STARTING).retain(|&pid| pid != child.id());
         }
+        self.reaped();
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_file(dir.join("ready"));
             let _ = std::fs::remove_dir(&dir);
