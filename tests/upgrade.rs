@@ -29,7 +29,9 @@ use std::sync::{Mutex, Once};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::http::{activated_command, example_binary, example_binary_with_features, Server, STEP};
+use common::http::{
+    activated_command, example_binary, example_binary_with_features, listening_addr, Server, STEP,
+};
 use common::load::{connect, ms, percentile, request, Load, Tally};
 use common::notify::Manager;
 use common::subprocess::{send_signal, Process};
@@ -175,10 +177,7 @@ impl Install {
             .env_remove("HEADER_TIMEOUT_MS")
             .env_remove("LISTEN_FDS");
         let process = Process::spawn(command, STEP);
-        let line = process.expect_line("listening on http://");
-        let addr = line["listening on http://".len()..]
-            .parse()
-            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        let addr = listening_addr(&process);
         (process, addr)
     }
 }

@@ -12,11 +12,10 @@ use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::subprocess::{child_role, Process};
+use common::subprocess::{child_role, rerun_self_command, Process};
 use smol_graceful::upgrade::Upgrade;
 use smol_graceful::{systemd, Shutdown};
 
@@ -112,11 +111,8 @@ fn say(line: &str) {
 /// This test binary re-run as a successor would be: only `test`, in the `ready` role,
 /// with `SMOL_GRACEFUL_READY_SOCKET` set to `path` and no `NOTIFY_SOCKET`.
 fn successor(test: &str, path: &Path) -> Process {
-    let exe = std::env::current_exe().expect("current_exe");
     Process::spawn(
-        Command::new(exe)
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env("SMOL_GRACEFUL_TEST_ROLE", "ready")
+        rerun_self_command(test, "ready")
             .env("SMOL_GRACEFUL_READY_SOCKET", path)
             .env_remove("NOTIFY_SOCKET"),
         STEP,

@@ -133,10 +133,7 @@ impl Server {
 
     /// Waits for `process`, a started server, to print its `listening on` line.
     pub fn listening(process: Process) -> Server {
-        let line = process.expect_line("listening on http://");
-        let addr = line["listening on http://".len()..]
-            .parse()
-            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        let addr = listening_addr(&process);
         Server { process, addr }
     }
 
@@ -157,6 +154,15 @@ impl Deref for Server {
     fn deref(&self) -> &Process {
         &self.process
     }
+}
+
+/// Waits for `process`, a started server, to print its `listening on` line; returns
+/// the address in it.
+pub fn listening_addr(process: &Process) -> SocketAddr {
+    let line = process.expect_line("listening on http://");
+    line["listening on http://".len()..]
+        .parse()
+        .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"))
 }
 
 /// A client whose connection the server has certainly accepted (it answered a `GET /`

@@ -28,13 +28,18 @@ pub fn child_role() -> Option<String> {
 /// The harness may print `test NAME ... ` on the line before the child's first output,
 /// so match the child's lines with [`Process::expect_line_containing`].
 pub fn rerun_self(test: &str, role: &str, step: Duration) -> Process {
+    Process::spawn(&mut rerun_self_command(test, role), step)
+}
+
+/// The command [`rerun_self`] runs, for a caller that adds to it (its environment)
+/// before it is spawned.
+pub fn rerun_self_command(test: &str, role: &str) -> Command {
     let exe = std::env::current_exe().expect("current_exe");
-    Process::spawn(
-        Command::new(exe)
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(ROLE, role),
-        step,
-    )
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role);
+    command
 }
 
 /// Sends `signal` (`"TERM"`, `"INT"`) to process `pid` with the `kill` command.
