@@ -623,26 +623,43 @@ impl Results {
                         "target {}{suffix} <= {limit:.2}x {}{suffix}",
                         set.ours_name, base.name
                     );
-                    let r = ours.ratios(base, stat);
-                    // A verdict needs a spread: a handful of pairs at least.
-                    if r.n < set.wanted.min(MIN_PAIRS) {
-                        println!(
-                            "{head}: inconclusive (only {} of {} repetitions kept by both \
-                             rows: their threads did not overlap)",
-                            r.n, set.reps
-                        );
-                        continue;
-                    }
-                    let verdict = Verdict::of_spread(r.p10, r.p90, limit);
-                    println!(
-                        "{head}: {} ({:.3}x, p10-p90 {:.3}-{:.3}x)",
-                        verdict.as_str(),
-                        r.median,
-                        r.p10,
-                        r.p90
-                    );
+                    set.print_verdict(&head, ours, base, stat, limit);
                 }
             }
+            for reach in set.ours.reach {
+                let (Some(floor), Some(base)) = (set.get(reach.floor), set.get(reach.baseline))
+                else {
+                    continue;
+                };
+                let limit = reach.limit;
+                let head = format!("reach {} <= {limit:.2}x {}", floor.name, base.name);
+                set.print_verdict(&head, floor, base, Stat::Typical, limit);
+            }
         }
+    }
+}
+
+impl Set {
+    /// `head: verdict (median, p10-p90)` for the ratio `row / base` against
+    /// `limit`.
+    fn print_verdict(&self, head: &str, row: &Measured, base: &Measured, stat: Stat, limit: f64) {
+        let r = row.ratios(base, stat);
+        // A verdict needs a spread: a handful of pairs at least.
+        if r.n < self.wanted.min(MIN_PAIRS) {
+            println!(
+                "{head}: inconclusive (only {} of {} repetitions kept by both \
+                 rows: their threads did not overlap)",
+                r.n, self.reps
+            );
+            return;
+        }
+        let verdict = Verdict::of_spread(r.p10, r.p90, limit);
+        println!(
+            "{head}: {} ({:.3}x, p10-p90 {:.3}-{:.3}x)",
+            verdict.as_str(),
+            r.median,
+            r.p10,
+            r.p90
+        );
     }
 }

@@ -86,6 +86,8 @@ pub struct Spec {
     pub min_reps: usize,
     /// The rows this one is compared with, each with its target if any.
     pub baselines: &'static [Baseline],
+    /// Targets checked between two of the baselines (see [`Reach`]).
+    pub reach: &'static [Reach],
     /// Builds the body; the rows of one set share one [`Fixtures`].
     pub build: fn(&Fixtures) -> Body,
 }
@@ -105,6 +107,7 @@ impl Spec {
             kind: Kind::Mean,
             min_reps: 0,
             baselines: &[],
+            reach: &[],
             build,
         }
     }
@@ -112,6 +115,12 @@ impl Spec {
     /// This row, measured with `baselines` and held to their targets.
     pub const fn against(self, baselines: &'static [Baseline]) -> Spec {
         Spec { baselines, ..self }
+    }
+
+    /// Checks whether one baseline meets one of this row's targets against
+    /// another (see [`Reach`]); both must be among `baselines`.
+    pub const fn reach(self, reach: &'static [Reach]) -> Spec {
+        Spec { reach, ..self }
     }
 
     /// A latency row: each round trip timed.
@@ -152,6 +161,17 @@ pub struct Baseline {
     pub target: Option<f64>,
     /// Latency rows: the limit holds for the p99 round trip too.
     pub p99: bool,
+}
+
+/// Whether a target is within reach: a floor of the row (what any design
+/// of it pays) held to the row's limit against another baseline. A floor
+/// that misses the limit shows the target asks for less than the floor.
+/// Printed as `reach <floor> <= <limit>x <baseline>: <verdict>`, judged
+/// like a target, and not a target of ours.
+pub struct Reach {
+    pub floor: &'static Spec,
+    pub limit: f64,
+    pub baseline: &'static Spec,
 }
 
 /// A baseline with no target.

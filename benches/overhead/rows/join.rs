@@ -30,7 +30,7 @@ use smol::{LocalExecutor, Task};
 use smol_graceful::{Group, TaskSet};
 use tokio_util::task::TaskTracker;
 
-use super::{at_most, vs, Spec};
+use super::{at_most, vs, Reach, Spec};
 use crate::fixtures::{numbered, work, Fixtures};
 use crate::harness::{body, time, Body, JOIN_REPS};
 
@@ -153,6 +153,20 @@ macro_rules! join_rows {
             // tasks (a set frees each finished task's allocation, so it detaches
             // them; `task_await_collect` keeps every task until it is awaited).
             vs(&$floor),
+        ])
+        // The floor frees each task where it finishes, as a set must to keep
+        // a finished task in 24 bytes: does it meet the set's targets?
+        .reach(&[
+            Reach {
+                floor: &$floor,
+                limit: 1.15,
+                baseline: &$collect,
+            },
+            Reach {
+                floor: &$floor,
+                limit: 1.0,
+                baseline: &$unordered,
+            },
         ]);
 
         static $collect: Spec = Spec::new(
