@@ -110,10 +110,12 @@ impl Drop for Instances {
 }
 
 /// The example, built with `--features upgrade`, copied to a file of its own that the
-/// test may replace.
+/// test may replace; and the instances started from it, killed when the test ends.
 struct Install {
     dir: PathBuf,
     path: PathBuf,
+    /// Every instance started and successor seen: `start` adds the ones it starts.
+    instances: Instances,
 }
 
 impl Install {
@@ -125,6 +127,7 @@ impl Install {
         let install = Install {
             path: dir.join("server"),
             dir,
+            instances: Instances::default(),
         };
         install.put_example();
         install
@@ -159,7 +162,7 @@ impl Install {
     }
 
     /// Starts what is installed on a free port, with `READY_TIMEOUT_MS` and a 10 s
-    /// grace; returns it with the address it listens on.
+    /// grace, and adds it to `instances`; returns it with the address it listens on.
     fn start(&self, ready_timeout_ms: u64) -> (Process, SocketAddr) {
         let mut command = Command::new(&self.path);
         self.start_command(command.env_remove("NOTIFY_SOCKET"), ready_timeout_ms)
@@ -177,6 +180,7 @@ impl Install {
             .env_remove("HEADER_TIMEOUT_MS")
             .env_remove("LISTEN_FDS");
         let process = Process::spawn(command, STEP);
+        self.instances.add(process.pid());
         let addr = listening_addr(&process);
         (process, addr)
     }
@@ -184,6 +188,8 @@ impl Install {
 
 impl Drop for Install {
     fn drop(&mut self) {
+        // `instances` is dropped after this: the instances are killed once their
+        // directory is gone, as when each test kept its own list.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -288,10 +294,8 @@ impl Figures {
 
 #[test]
 fn five_upgrades_under_load_lose_nothing_and_wait_for_no_drain() {
-    let instances = Instances::default();
     let install = Install::new("five");
     let (mut first, addr) = install.start(30_000);
-    instances.add(first.pid());
 
     // Five upgrades: each old instance has a long request in flight, exits 0 once it is
     // answered, and meanwhile its successor serves everything new.
@@ -303,7 +307,7 @@ fn five_upgrades_under_load_lose_nothing_and_wait_for_no_drain() {
         let long = long_request(addr);
         send_signal(current, "HUP");
         let next = upgraded_pid(&first.expect_line("upgraded: pid "));
-        instances.add(next);
+        install.instances.add(next);
         let ready = Instant::now();
         let code = if round == 0 {
             first
@@ -399,10 +403,8 @@ fn five_upgrades_under_load_lose_nothing_and_wait_for_no_drain() {
 
 #[test]
 fn a_successor_that_exits_or_is_never_ready_leaves_the_old_instance_serving() {
-    let instances = Instances::default();
     let install = Install::new("failing");
     let (mut old, addr) = install.start(1000);
-    instances.add(old.pid());
     let load = Load::start(addr);
 
     // What a successor inherits: fd 3, a socket, announced the systemd way.
@@ -472,7 +474,7 @@ fn a_successor_that_exits_or_is_never_ready_leaves_the_old_instance_serving() {
     install.put_example();
     old.signal("HUP");
     let next = upgraded_pid(&old.expect_line("upgraded: pid "));
-    instances.add(next);
+    install.instances.add(next);
     let status = old.wait_exit(STEP);
     assert_eq!(status.code(), Some(0), "the old instance: {status}");
     let figures = Figures::new(&load.stop(), &[]);
@@ -484,17 +486,15 @@ fn a_successor_that_exits_or_is_never_ready_leaves_the_old_instance_serving() {
 
 #[test]
 fn under_systemd_the_old_instance_names_the_new_main_pid_after_its_ready() {
-    let instances = Instances::default();
     let install = Install::new("systemd");
     let manager = Manager::bind("upgrade-systemd");
     let mut command = Command::new(&install.path);
     command.env("NOTIFY_SOCKET", &manager.path);
     let (mut old, _) = install.start_command(&mut command, 30_000);
-    instances.add(old.pid());
     manager.expect("READY=1");
     old.signal("HUP");
     let next = upgraded_pid(&old.expect_line("upgraded: pid "));
-    instances.add(next);
+    install.instances.add(next);
     let status = old.wait_exit(STEP);
     assert_eq!(status.code(), Some(0), "the old instance: {status}");
     // The successor's READY=1 (NotifyAccess=all), then the old instance's MAINPID=,
@@ -517,16 +517,14 @@ fn under_systemd_the_old_instance_names_the_new_main_pid_after_its_ready() {
 
 #[test]
 fn a_sighup_storm_upgrades_once() {
-    let instances = Instances::default();
     let install = Install::new("storm");
     let (mut old, addr) = install.start(30_000);
-    instances.add(old.pid());
     let load = Load::start(addr);
     for _ in 0..50 {
         old.signal("HUP");
     }
     let next = upgraded_pid(&old.expect_line("upgraded: pid "));
-    instances.add(next);
+    install.instances.add(next);
     let status = old.wait_exit(STEP);
     assert_eq!(status.code(), Some(0), "the old instance: {status}");
     let figures = Figures::new(&load.stop(), &[]);
@@ -544,7 +542,8 @@ fn a_sighup_storm_upgrades_once() {
 
 /// Sends SIGHUP to `old` with `script` installed (a successor that never says ready
 /// and ends in `exec sleep`), and waits until the successor sleeps (so that what the
-/// script set up before, such as a trap, is in place); returns its pid.
+/// script set up before, such as a trap, is in place); adds it to the instances and
+/// returns its pid.
 fn start_a_successor(install: &Install, old: &Process, script: &str) -> u32 {
     install.put_script(script);
     old.signal("HUP");
@@ -560,7 +559,9 @@ fn start_a_successor(install: &Install, old: &Process, script: &str) -> u32 {
         if let Some(pid) = children.split_whitespace().next() {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             if comm == "sleep\n" {
-                return pid.parse().expect("a pid");
+                let pid = pid.parse().expect("a pid");
+                install.instances.add(pid);
+                return pid;
             }
         }
         assert!(Instant::now() < deadline, "no successor started");
@@ -570,14 +571,11 @@ fn start_a_successor(install: &Install, old: &Process, script: &str) -> u32 {
 
 #[test]
 fn a_second_sigterm_during_an_upgrade_exits_at_once_and_kills_the_successor() {
-    let instances = Instances::default();
     let install = Install::new("second-sigterm");
     let (mut old, addr) = install.start(30_000);
-    instances.add(old.pid());
     let _long = long_request(addr);
     // It ignores SIGTERM: the first signal's stop of the upgrade does not end it.
     let successor = start_a_successor(&install, &old, "#!/bin/sh\ntrap '' TERM\nexec sleep 60\n");
-    instances.add(successor);
     old.signal("TERM");
     old.expect_line("shutdown: ");
     old.signal("TERM");
@@ -589,13 +587,10 @@ fn a_second_sigterm_during_an_upgrade_exits_at_once_and_kills_the_successor() {
 
 #[test]
 fn sigterm_during_an_upgrade_drains_the_old_instance_and_stops_the_successor() {
-    let instances = Instances::default();
     let install = Install::new("sigterm");
     let (mut old, addr) = install.start(30_000);
-    instances.add(old.pid());
     let long = long_request(addr);
     let successor = start_a_successor(&install, &old, "#!/bin/sh\nexec sleep 60\n");
-    instances.add(successor);
     old.signal("TERM");
     let failed = old.expect_line("upgrade failed: ");
     assert!(
